@@ -1,0 +1,125 @@
+"""One-shot statistics for data held in memory: two reads of the features give every NC metric.
+
+Read 1 forms class counts and float64 class means (numba scatter-add on CPU, ``index_add_`` on
+GPU). Read 2 forms centred residuals R = H − M[y] in chunks and one matrix product
+``A = R [M̃; W_1; …]ᵀ`` with the centred means and every classifier. From A come
+
+* the NCC and classifier decisions (NC4; see :mod:`ncprobe.decisions`), and
+* when C < D, the projected within-class scatter K = M̃ S_W M̃ᵀ = A_Mᵀ A_M (C×C). NC1 needs no more:
+  tr(Σ_W Σ_B^†)/C = tr(G^{†2} K)/N with G = M̃M̃ᵀ (see :func:`ncprobe.metrics.nc1`), so the D×D
+  scatter (N·D² flops) is never formed; the cost is N·D·C for the product that NC4 needs anyway.
+  When C ≥ D the full scatter RᵀR is formed instead.
+
+The streaming :class:`~ncprobe.ClassStatistics` is the path for data that do not fit in memory;
+this path gives the same numbers (tests check both against a float64 reference).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ._validation import check_features, encode_labels, resolve_device
+from .decisions import DecisionStatistics
+from .statistics import ClassStatistics, _compute_dtype, class_sums, pick_backend, residuals
+
+__all__ = ["compute_statistics"]
+
+_CHUNK_ELEMENTS = 1 << 22  # rows per chunk × D; about 32 MiB of float64 residuals
+
+
+def _chunks(n: int, rows: int):
+    for start in range(0, n, rows):
+        yield start, min(n, start + rows)
+
+
+def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, Any] | None = None,
+                       num_classes: int | None = None, precision: str = "float64", backend: str = "auto",
+                       scatter: Literal["auto", "full", "projected"] = "auto", device: Any = None,
+                       chunk_rows: int | None = None, progress: bool = False,
+                       min_classes: int = 2) -> tuple[ClassStatistics, DecisionStatistics]:
+    """Class statistics and NC4 decision tallies of in-memory features in two reads.
+
+    Parameters
+    ----------
+    features:
+        (N, D) array or tensor of any float dtype, on any device.
+    labels:
+        (N,) integer labels. Without ``num_classes`` they are mapped to ``0..C-1`` (sorted unique
+        values; the originals become ``class_ids``).
+    classifiers:
+        ``{name: W}`` or ``{name: (W, b)}``, W of shape (C, D), for NC4.
+    precision:
+        ``"float64"`` (default) or ``"float32"`` rounding of the centred residual products.
+    backend:
+        ``"auto"``, ``"numba"`` or ``"torch"`` for the scatter-add and residual kernels.
+    scatter:
+        ``"projected"`` keeps only K = M̃ S_W M̃ᵀ (C×C), ``"full"`` the D×D scatter; ``"auto"`` picks
+        projected when C < D.
+    device:
+        Where to compute; defaults to the features' device.
+    chunk_rows:
+        Rows per chunk of the second read (default: about 4M elements per chunk).
+
+    Returns
+    -------
+    (ClassStatistics, DecisionStatistics)
+    """
+    dev = resolve_device(device, features if isinstance(features, torch.Tensor) else None)
+    x = check_features(features, device=dev)
+    enc = encode_labels(labels, n_samples=x.shape[0], num_classes=num_classes, device=dev,
+                        min_classes=min_classes)
+    c, (n, d) = enc.num_classes, x.shape
+    dtype = _compute_dtype(precision)
+    be = pick_backend(backend, x)
+    codes = enc.codes.cpu() if be == "numba" else enc.codes
+    rows = chunk_rows or max(256, _CHUNK_ELEMENTS // d)
+    chunks = list(_chunks(n, rows))
+    bar = tqdm(total=2 * len(chunks), desc="ncprobe statistics", disable=not progress, leave=False)
+
+    counts = torch.zeros(c, dtype=torch.float64, device=dev)
+    sums = torch.zeros(c, d, dtype=torch.float64, device=dev)
+    nsum = torch.zeros(d, dtype=torch.float64, device=dev)
+    for lo, hi in chunks:
+        cc, ss, ns = class_sums(x[lo:hi], codes[lo:hi], c, be)
+        counts += cc.to(dev)
+        sums += ss.to(dev)
+        nsum += ns.to(dev)
+        bar.update()
+
+    stats = ClassStatistics(c, d, device=dev, precision=precision, backend=backend, class_ids=enc.class_ids,
+                            track_scatter=False)
+    stats.counts, stats.means, stats.normalized_sum = counts, sums / counts.clamp_min(1)[:, None], nsum
+    dec = DecisionStatistics(stats, classifiers=classifiers, precision=precision)
+    projected = scatter == "projected" or (scatter == "auto" and c < d)
+    if scatter not in ("auto", "full", "projected"):
+        raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
+
+    proj = dec.tables.projection.to(dtype)
+    class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
+    acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
+    means_for_residuals = stats.means if be != "numba" else stats.means.cpu()
+    for lo, hi in chunks:
+        r, row_ss = residuals(x[lo:hi], codes[lo:hi], means_for_residuals, dtype, be)
+        r, row_ss = r.to(dev), row_ss.to(dev)
+        y = enc.codes[lo:hi]
+        class_ss.index_add_(0, y, row_ss)
+        products = r @ proj.T
+        if projected:
+            a = products[:, :c].double()
+            acc += a.T @ a
+        else:
+            acc += (r.T @ r).double()
+        dec.add_tallies(dec.tables.count(products, y, c), y)
+        bar.update()
+    bar.close()
+
+    stats.class_ss = class_ss
+    if projected:
+        stats.projected_scatter = acc
+    else:
+        stats.scatter = acc
+        stats.track_scatter = True
+    return stats, dec

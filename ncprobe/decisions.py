@@ -1,0 +1,185 @@
+"""Second pass for NC4: nearest-class-centre (NCC) and classifier decisions, counted per class.
+
+For a sample h with label y, residual r = h − μ_y and centred means M̃ (rows μ_k − μ_G),
+
+    ‖h − μ_k‖² = ‖h‖² − 2 h·μ_k + ‖μ_k‖²,   h·μ_k = r·(μ_k − μ_G) + μ_y·μ_k + r·μ_G,
+
+so ``argmin_k ‖h − μ_k‖² = argmin_k (‖μ_k‖² − 2 μ_y·μ_k − 2 [R M̃ᵀ]_k)``; likewise a linear classifier's
+logit ``h·w_k + b_k = [R Wᵀ]_k + μ_y·w_k + b_k``. One product of the centred residuals with
+``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the same product serves NC1
+(see :mod:`ncprobe.compute`). The label is used only as an algebraic shift: the decisions are the
+ordinary label-free NCC and classifier decisions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ._validation import check_features, encode_labels
+
+__all__ = ["DecisionStatistics", "prepare_classifiers"]
+
+
+def prepare_classifiers(classifiers: Mapping[str, Any] | None, *, num_classes: int, dim: int,
+                        device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Check classifiers given as ``W`` (C×D) or ``(W, b)``; return float64 ``{name: (W, b)}``."""
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, spec in (classifiers or {}).items():
+        if isinstance(spec, (tuple, list)) and len(spec) == 2:
+            w, b = spec
+        else:
+            w, b = spec, None
+        label = "text_features" if name == "text" else f"classifier {name!r}"
+        w = check_features(w, name=label, device=device).double()
+        if w.shape[0] != num_classes:
+            raise ValueError(f"{label} has {w.shape[0]} rows but there are {num_classes} classes "
+                             "(one row per class, in sorted label order)")
+        if w.shape[1] != dim:
+            raise ValueError(f"{label} has dimension {w.shape[1]} but the features have {dim}")
+        if b is None:
+            b = torch.zeros(num_classes, dtype=torch.float64, device=device)
+        else:
+            b = check_features(b, name=f"classifier {name!r} bias", device=device, ndim=1).double()
+            if b.shape != (num_classes,):
+                raise ValueError(f"classifier {name!r} bias must have shape ({num_classes},), got {tuple(b.shape)}")
+        out[name] = (w, b)
+    return out
+
+
+class DecisionTables:
+    """Precomputed per-class tables for scoring residual products (see module docstring)."""
+
+    def __init__(self, means: torch.Tensor, present: torch.Tensor,
+                 classifiers: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+        self.present = present
+        self.centered = (means - means[present].mean(0)) * present[:, None]
+        sq = (means * means).sum(1)
+        # Absent classes can never be the nearest centre.
+        sq = torch.where(present, sq, torch.inf)
+        self.ncc = sq[None, :] - 2.0 * means @ means.T
+        self.names = list(classifiers)
+        self.logit_tables = [means @ w.T + b[None, :] for w, b in classifiers.values()]
+        self.projection = torch.cat([self.centered] + [w for w, _ in classifiers.values()], 0)
+
+    def count(self, products: torch.Tensor, codes: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+        """Per-class counts of correct / agreeing decisions for one chunk of residual products."""
+        c = num_classes
+        ncc_pred = (self.ncc[codes] - 2.0 * products[:, :c].double()).argmin(1)
+        out = {"ncc_correct": _bincount(codes, ncc_pred == codes, c)}
+        for j, name in enumerate(self.names):
+            logits = products[:, c * (j + 1):c * (j + 2)].double() + self.logit_tables[j][codes]
+            pred = logits.argmax(1)
+            out[f"{name}_correct"] = _bincount(codes, pred == codes, c)
+            out[f"{name}_ncc_agree"] = _bincount(codes, pred == ncc_pred, c)
+        return out
+
+
+def _bincount(codes: torch.Tensor, mask: torch.Tensor, c: int) -> torch.Tensor:
+    return torch.bincount(codes[mask], minlength=c).double()
+
+
+class DecisionStatistics:
+    """Accumulate NCC / classifier decisions per class over a second pass of the data.
+
+    Parameters
+    ----------
+    stats:
+        The :class:`~ncprobe.ClassStatistics` of the first pass (its class means define the NCC rule).
+    classifiers:
+        ``{name: W}`` or ``{name: (W, b)}`` with W of shape (C, D): the linear rules h ↦ argmax_k h·w_k + b_k
+        to compare with NCC (NC4). For a CLIP model, pass the L2-normalised class text embeddings.
+    precision:
+        ``"float64"`` (default) or ``"float32"`` for the residual product.
+
+    After the pass, ``counts``, ``ncc_correct`` and, per classifier, ``<name>_correct`` and
+    ``<name>_ncc_agree`` hold per-class tallies (float64 tensors, mergeable by addition).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ncprobe import ClassStatistics
+    >>> x = torch.randn(60, 5) + 4 * torch.eye(3, 5).repeat(20, 1); y = torch.arange(60) % 3
+    >>> stats = ClassStatistics(3).update(x, y)
+    >>> dec = DecisionStatistics(stats).update(x, y)
+    >>> float(dec.ncc_correct.sum() / dec.counts.sum()) > 0.9
+    True
+    """
+
+    def __init__(self, stats: Any, *, classifiers: Mapping[str, Any] | None = None, precision: str = "float64"):
+        stats._require_data()
+        self.num_classes, self.dim = stats.num_classes, stats.dim
+        self.class_ids = stats.class_ids
+        self.device = stats.device
+        self.means = stats.means
+        self.dtype = torch.float64 if precision == "float64" else torch.float32
+        present = stats.counts > 0
+        clf = prepare_classifiers(classifiers, num_classes=self.num_classes, dim=self.dim, device=self.device)
+        self.tables = DecisionTables(self.means, present, clf)
+        self.classifier_names = list(clf)
+        self.tallies: dict[str, torch.Tensor] = {}
+        self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
+
+    def update(self, features: Any, labels: Any) -> "DecisionStatistics":
+        x = check_features(features, device=self.device)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"features have {x.shape[1]} dimensions, the statistics hold {self.dim}")
+        enc = encode_labels(labels, n_samples=x.shape[0], num_classes=self.num_classes, device=self.device,
+                            min_classes=0)
+        if not bool(self.tables.present[enc.codes].all()):
+            raise ValueError("labels include a class that had no samples in the first pass")
+        r = (x.double() - self.means[enc.codes]).to(self.dtype)
+        products = r @ self.tables.projection.T.to(self.dtype)
+        self.add_tallies(self.tables.count(products, enc.codes, self.num_classes), enc.codes)
+        return self
+
+    def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
+        self.counts += torch.bincount(codes, minlength=self.num_classes).double().to(self.device)
+        for k, v in tallies.items():
+            v = v.to(self.device)
+            self.tallies[k] = self.tallies[k] + v if k in self.tallies else v
+
+    def merge(self, other: "DecisionStatistics") -> "DecisionStatistics":
+        if not isinstance(other, DecisionStatistics):
+            raise TypeError(f"can only merge DecisionStatistics, got {type(other).__name__}")
+        if other.num_classes != self.num_classes or (
+                self.tallies and other.tallies and set(other.tallies) != set(self.tallies)):
+            raise ValueError("cannot merge decision statistics of different classes or classifiers")
+        self.counts = self.counts + other.counts.to(self.device)
+        for k, v in other.tallies.items():
+            self.tallies[k] = self.tallies.get(k, 0) + v.to(self.device)
+        return self
+
+    def all_reduce(self, group: Any = None) -> "DecisionStatistics":
+        """Sum the tallies over a ``torch.distributed`` group (a no-op when not distributed)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        keys = sorted(self.tallies)
+        flat = torch.cat([self.counts] + [self.tallies[k] for k in keys])
+        dist.all_reduce(flat, group=group)
+        c = self.num_classes
+        self.counts = flat[:c]
+        for j, k in enumerate(keys):
+            self.tallies[k] = flat[c * (j + 1):c * (j + 2)]
+        return self
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        tallies = self.__dict__.get("tallies", {})
+        if name in tallies:
+            return tallies[name]
+        raise AttributeError(name)
+
+    def rates(self) -> dict[str, np.ndarray]:
+        """Per-class rates (numpy float64, NaN where a class had no samples): ``ncc_accuracy``,
+        ``<name>_accuracy`` and ``<name>_ncc_agreement``."""
+        n = self.counts.cpu().numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {}
+            for k, v in self.tallies.items():
+                key = k.replace("_correct", "_accuracy").replace("_ncc_agree", "_ncc_agreement")
+                out[key] = np.where(n > 0, v.cpu().numpy() / np.maximum(n, 1), np.nan)
+        return out

@@ -1,0 +1,48 @@
+"""The one object every model-facing function takes: a CLIP-like model with its tokenizer and transform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["CLIPBundle"]
+
+
+@dataclass
+class CLIPBundle:
+    """A loaded CLIP-like model and what is needed to feed it.
+
+    Attributes
+    ----------
+    model:
+        An ``open_clip`` model: ``open_clip.CLIP`` (native text transformer) or
+        ``open_clip.CustomTextCLIP`` (e.g. a Hugging Face text tower). It exposes ``encode_image``,
+        ``encode_text`` and ``logit_scale``.
+    tokenizer:
+        Callable mapping a list of strings to a ``LongTensor`` of token ids, as ``encode_text`` expects.
+    preprocess:
+        Evaluation transform (PIL image → tensor), or ``None`` when inputs are already tensors.
+    name:
+        Model configuration name (an ``open_clip`` model name or ``"ncprobe-testbed"``).
+    pretrained:
+        The weights: an ``open_clip`` pretrained tag, a local checkpoint path, or ``None`` (random init).
+    extra:
+        Free-form provenance (e.g. the testbed's build settings); part of the cache key.
+    """
+
+    model: torch.nn.Module
+    tokenizer: Callable[[list[str]], torch.Tensor]
+    preprocess: Callable[[Any], torch.Tensor] | None
+    name: str
+    pretrained: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def cache_key(self) -> dict:
+        """A JSON-serialisable description of the weights, used to key on-disk feature caches."""
+        return {"name": self.name, "pretrained": str(self.pretrained), **{k: str(v) for k, v in self.extra.items()}}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
