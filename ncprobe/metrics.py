@@ -76,8 +76,15 @@ def _variability_classes(stats: ClassStatistics, metric: str) -> torch.Tensor:
 
 
 def _centered_means(stats: ClassStatistics, mask: torch.Tensor) -> torch.Tensor:
+    """M̃ for the classes in ``mask``; an error when the class means coincide (Σ_B = 0 to rounding)."""
     m = stats.means[mask]
-    return m - m.mean(0)
+    mt = m - m.mean(0)
+    spread = float(mt.norm())
+    scale = float(m.norm(dim=1).max()) + float(stats.class_ss[mask].sum() / stats.counts[mask].sum()) ** 0.5
+    if spread <= 1e-10 * max(scale, 1e-300) * len(m) ** 0.5:
+        raise ValueError(f"the class means coincide (between-class spread {spread:.3g} against a feature scale "
+                         f"of {scale:.3g}): NC metrics relative to Σ_B are undefined")
+    return mt
 
 
 def default_pinv_rtol(num_classes: int, dim: int) -> float:
