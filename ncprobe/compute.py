@@ -27,7 +27,7 @@ from .statistics import ClassStatistics, _compute_dtype, class_sums, pick_backen
 
 __all__ = ["compute_statistics"]
 
-_CHUNK_ELEMENTS = 1 << 22  # rows per chunk × D; about 32 MiB of float64 residuals
+_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 26}  # rows × D per chunk: 32 MiB / 512 MiB of float64
 
 
 def _chunks(n: int, rows: int):
@@ -75,7 +75,7 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
     dtype = _compute_dtype(precision)
     be = pick_backend(backend, x)
     codes = enc.codes.cpu() if be == "numba" else enc.codes
-    rows = chunk_rows or max(256, _CHUNK_ELEMENTS // d)
+    rows = chunk_rows or max(256, _CHUNK_ELEMENTS.get(dev.type, 1 << 22) // d)
     chunks = list(_chunks(n, rows))
     bar = tqdm(total=2 * len(chunks), desc="ncprobe statistics", disable=not progress, leave=False)
 
@@ -97,7 +97,7 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
     if scatter not in ("auto", "full", "projected"):
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
 
-    proj = dec.tables.projection.to(dtype)
+    centered = dec.tables.centered.to(dtype)
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
     acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
     means_for_residuals = stats.means if be != "numba" else stats.means.cpu()
@@ -106,13 +106,13 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         r, row_ss = r.to(dev), row_ss.to(dev)
         y = enc.codes[lo:hi]
         class_ss.index_add_(0, y, row_ss)
-        products = r @ proj.T
+        a_m = r @ centered.T
         if projected:
-            a = products[:, :c].double()
+            a = a_m.double()
             acc += a.T @ a
         else:
             acc += (r.T @ r).double()
-        dec.add_tallies(dec.tables.count(products, y, c), y)
+        dec.add_tallies(dec.tables.count(r, a_m, y, c), y)
         bar.update()
     bar.close()
 

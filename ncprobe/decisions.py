@@ -50,7 +50,15 @@ def prepare_classifiers(classifiers: Mapping[str, Any] | None, *, num_classes: i
 
 
 class DecisionTables:
-    """Precomputed per-class tables for scoring residual products (see module docstring)."""
+    """Precomputed per-class tables for scoring residual products (see module docstring).
+
+    Classifier logits (and, in float32 mode, the NCC scores) come from float32 products of the centred
+    residuals. Each row's decision is *certified*: a float32 dot product of D terms errs by at most
+    (D + 2)·2⁻²⁴·‖r‖·‖w‖ (Higham, *Accuracy and Stability*, §3.1, plus rounding r and w to float32), so
+    when the top two scores differ by more than twice that bound the float32 decision is the exact one;
+    the remaining near-tied rows are re-scored in float64. The decisions therefore equal float64
+    decisions while the large product runs at float32 speed.
+    """
 
     def __init__(self, means: torch.Tensor, present: torch.Tensor,
                  classifiers: dict[str, tuple[torch.Tensor, torch.Tensor]]):
@@ -61,17 +69,52 @@ class DecisionTables:
         sq = torch.where(present, sq, torch.inf)
         self.ncc = sq[None, :] - 2.0 * means @ means.T
         self.names = list(classifiers)
+        self.weights = [w for w, _ in classifiers.values()]
+        self.weights32 = torch.cat(self.weights, 0).float() if self.weights else None
         self.logit_tables = [means @ w.T + b[None, :] for w, b in classifiers.values()]
-        self.projection = torch.cat([self.centered] + [w for w, _ in classifiers.values()], 0)
+        self.centered_norm = float(self.centered.norm(dim=1).max())
+        self.weight_norms = [float(w.norm(dim=1).max()) for w in self.weights]
 
-    def count(self, products: torch.Tensor, codes: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
-        """Per-class counts of correct / agreeing decisions for one chunk of residual products."""
+    @staticmethod
+    def _certified(scores: torch.Tensor, bound: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decision per row and a mask of rows whose top-2 margin exceeds twice the error bound."""
+        top = scores.topk(2, dim=1, largest=largest).values
+        margin = (top[:, 0] - top[:, 1]).abs()
+        pred = scores.argmax(1) if largest else scores.argmin(1)
+        return pred, margin > 2.0 * bound
+
+    def count(self, r: torch.Tensor, a_m: torch.Tensor, codes: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+        """Per-class counts of correct / agreeing decisions for one chunk.
+
+        ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ`` in the same
+        dtype (float64 products are taken as exact).
+        """
         c = num_classes
-        ncc_pred = (self.ncc[codes] - 2.0 * products[:, :c].double()).argmin(1)
+        d = r.shape[1]
+        unit = (d + 2) * 2.0 ** -24
+        rnorm = r.double().norm(dim=1) if (a_m.dtype != torch.float64 or self.weights) else None
+        ncc_scores = self.ncc[codes] - 2.0 * a_m.double()
+        if a_m.dtype == torch.float64 or c < 2:
+            ncc_pred = ncc_scores.argmin(1)
+        else:
+            ncc_pred, ok = self._certified(ncc_scores, 2.0 * unit * rnorm * self.centered_norm, largest=False)
+            bad = (~ok).nonzero().flatten()
+            if len(bad):
+                exact = self.ncc[codes[bad]] - 2.0 * r[bad].double() @ self.centered.T
+                ncc_pred[bad] = exact.argmin(1)
         out = {"ncc_correct": _bincount(codes, ncc_pred == codes, c)}
+        if self.weights:
+            products = (r.float() @ self.weights32.T).double()
         for j, name in enumerate(self.names):
-            logits = products[:, c * (j + 1):c * (j + 2)].double() + self.logit_tables[j][codes]
-            pred = logits.argmax(1)
+            logits = products[:, c * j:c * (j + 1)] + self.logit_tables[j][codes]
+            if c < 2:
+                pred = logits.argmax(1)
+            else:
+                pred, ok = self._certified(logits, unit * rnorm * self.weight_norms[j], largest=True)
+                bad = (~ok).nonzero().flatten()
+                if len(bad):
+                    exact = r[bad].double() @ self.weights[j].T + self.logit_tables[j][codes[bad]]
+                    pred[bad] = exact.argmax(1)
             out[f"{name}_correct"] = _bincount(codes, pred == codes, c)
             out[f"{name}_ncc_agree"] = _bincount(codes, pred == ncc_pred, c)
         return out
@@ -131,8 +174,8 @@ class DecisionStatistics:
         if not bool(self.tables.present[enc.codes].all()):
             raise ValueError("labels include a class that had no samples in the first pass")
         r = (x.double() - self.means[enc.codes]).to(self.dtype)
-        products = r @ self.tables.projection.T.to(self.dtype)
-        self.add_tallies(self.tables.count(products, enc.codes, self.num_classes), enc.codes)
+        a_m = r @ self.tables.centered.T.to(self.dtype)
+        self.add_tallies(self.tables.count(r, a_m, enc.codes, self.num_classes), enc.codes)
         return self
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:

@@ -91,3 +91,20 @@ def test_accepts_low_precision_tensors(dtype):
     xt = torch.from_numpy(x).to(dtype)
     upcast = xt.double().numpy()
     assert metrics.nc1(xt, torch.from_numpy(y)) == pytest.approx(ref.nc1(upcast, y, 4), rel=1e-9)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_near_tied_decisions_equal_float64_decisions(precision):
+    # Two classifier rows differ by 1e-9 relative: float32 logits tie, float64 logits do not.
+    rng = np.random.default_rng(7)
+    c, d = 4, 32
+    means = rng.normal(size=(c, d))
+    y = np.repeat(np.arange(c), 100)
+    x = means[y] + 0.5 * rng.normal(size=(len(y), d))
+    w = rng.normal(size=(c, d))
+    w[1] = w[0] * (1 + 1e-9)
+    expected = ref.decisions(w, x, y, c)
+    report = ncprobe.measure(x, y, classifier=w, precision=precision)
+    assert report["classifier_accuracy"] == pytest.approx(expected["classifier_accuracy"], abs=0)
+    assert report["nc4_ncc_agreement"] == pytest.approx(expected["nc4_ncc_agreement"], abs=0)
+    assert report["ncc_accuracy"] == pytest.approx(expected["ncc_accuracy"], abs=0)
