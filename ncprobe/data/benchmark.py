@@ -1,0 +1,215 @@
+"""The dataset object returned by the readers, and the CoOp pipeline that builds it.
+
+Pipeline (order as in every ``KaiyangZhou/CoOp/datasets/*.py`` constructor, plus ncprobe's
+optional imbalance step):
+
+1. read the full train/val/test lists (split file or reader) and check the class names agree;
+2. K-shot sampling with the ``split_fewshot`` cache (:mod:`ncprobe.data.fewshot`);
+3. base/new class subsampling (:mod:`ncprobe.data.base_novel`);
+4. optional class imbalance of the training split (:mod:`ncprobe.data.imbalance`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, Subsample, subsample_classes
+from ncprobe.data.fewshot import load_or_sample_fewshot
+from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec, apply_imbalance
+from ncprobe.data.items import Item, class_counts, classnames_from_splits
+from ncprobe.data.templates import format_prompts
+
+__all__ = ["ValMode", "RawSplits", "BenchmarkDataset", "build_benchmark"]
+
+#: How a dataset's validation split is formed: its own split sampled with ``min(K, 4)`` shots
+#: (``"separate"``), the test split itself (``"test"``, ImageNet), or absent (``"none"``, the
+#: test-only ImageNet variants).
+ValMode = Literal["separate", "test", "none"]
+
+
+@dataclass
+class RawSplits:
+    """Full (not yet few-shot) splits as produced by a reader.
+
+    Attributes
+    ----------
+    train, val, test:
+        Item lists. ``val`` is ignored unless ``val_mode == "separate"``.
+    val_mode:
+        See :data:`ValMode`.
+    source:
+        Where the items came from (split file, annotation files), for error messages.
+    extra:
+        Reader-specific metadata (e.g. ImageNet-A's WordNet ids), copied to the dataset.
+    """
+
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    val_mode: ValMode = "separate"
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchmarkDataset:
+    """A dataset ready for prompt tuning: item lists, class names in label order, and its template.
+
+    Attributes
+    ----------
+    name:
+        Canonical (CoOp) dataset name, e.g. ``"OxfordPets"``.
+    dataset_dir:
+        The dataset folder (``$DATA/<folder>``).
+    train, val, test:
+        Item lists after few-shot sampling, base/new subsampling and imbalance. For ImageNet
+        ``val`` **is** ``test`` (CoOp evaluates on the official val set); for the test-only
+        ImageNet variants ``val`` is empty.
+    classnames:
+        ``classnames[label]``, after relabelling.
+    template:
+        The CoOp ``CUSTOM_TEMPLATES`` entry (``"{}"`` placeholder).
+    num_shots, seed, subsample:
+        The protocol settings used (``num_shots=0``: all images).
+    fewshot_cache:
+        The ``split_fewshot`` pkl used, or ``None``.
+    imbalance:
+        The :class:`~ncprobe.data.imbalance.ImbalanceResult` when an imbalance was applied.
+    extra:
+        Reader metadata (``"wnids"``, ``"imagenet_indices"`` for the ImageNet variants, ...).
+    """
+
+    name: str
+    dataset_dir: Path
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    classnames: list[str]
+    template: str
+    num_shots: int = 0
+    seed: int | None = None
+    subsample: str = "all"
+    fewshot_cache: Path | None = None
+    imbalance: ImbalanceResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (``len(classnames)``)."""
+        return len(self.classnames)
+
+    @property
+    def lab2cname(self) -> dict[int, str]:
+        """``{label: classname}`` (Dassl ``DatasetBase.lab2cname``)."""
+        return dict(enumerate(self.classnames))
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """Per-class ``"head"``/``"medium"``/``"tail"`` labels when imbalanced, else ``None``."""
+        return None if self.imbalance is None else self.imbalance.groups
+
+    def prompts(self, template: str | None = None) -> list[str]:
+        """One prompt per class: ``template`` (default: the dataset's) filled with the class name."""
+        return format_prompts(template or self.template, self.classnames)
+
+    def class_counts(self, split: Literal["train", "val", "test"] = "train") -> np.ndarray:
+        """Items per class in ``split`` (length ``num_classes``)."""
+        return class_counts(getattr(self, split), self.num_classes)
+
+
+def build_benchmark(
+    raw: RawSplits,
+    *,
+    name: str,
+    dataset_dir: str | Path,
+    template: str,
+    num_shots: int = 0,
+    seed: int = 1,
+    subsample: Subsample = "all",
+    imbalance: ImbalanceSpec | None = None,
+    repeat: bool = False,
+    fewshot_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> BenchmarkDataset:
+    """Run the CoOp pipeline (module docstring) on a reader's output.
+
+    Parameters
+    ----------
+    raw:
+        The reader's full splits.
+    name, dataset_dir, template:
+        Copied to the result; ``dataset_dir`` also anchors the few-shot cache.
+    num_shots:
+        Shots per class for ``train`` (and ``min(num_shots, 4)`` for a separate ``val``);
+        ``0`` keeps every image.
+    seed:
+        Few-shot seed (CoOp's ``--seed``; papers use 1, 2, 3) and default imbalance seed.
+    subsample:
+        ``"all"``, ``"base"`` or ``"new"``.
+    imbalance:
+        Applied to ``train`` after subsampling, so ``ρ`` spans exactly the trained classes.
+    repeat, fewshot_dir, use_cache:
+        See :func:`ncprobe.data.fewshot.load_or_sample_fewshot`.
+
+    Returns
+    -------
+    BenchmarkDataset
+
+    Raises
+    ------
+    ClassNameMismatchError
+        Class names disagree between the splits.
+    ValueError
+        ``subsample`` is not ``"all"``, ``"base"`` or ``"new"``.
+    """
+    if subsample not in SUBSAMPLE_CHOICES:
+        raise ValueError(f"subsample must be one of {SUBSAMPLE_CHOICES}, got {subsample!r}")
+    classnames_from_splits({"train": raw.train, "val": raw.val, "test": raw.test}, source=raw.source)
+    sample_val = raw.val if raw.val_mode == "separate" else None
+    shots = load_or_sample_fewshot(
+        raw.train,
+        sample_val,
+        num_shots=num_shots,
+        seed=seed,
+        dataset_dir=dataset_dir,
+        repeat=repeat,
+        fewshot_dir=fewshot_dir,
+        use_cache=use_cache,
+    )
+    if raw.val_mode == "separate":
+        train, val, test = subsample_classes(shots.train, shots.val or [], raw.test, subsample=subsample)
+    else:
+        train, test = subsample_classes(shots.train, raw.test, subsample=subsample)
+        val = test if raw.val_mode == "test" else []
+    result = None
+    if imbalance is not None:
+        result = apply_imbalance(
+            train,
+            profile=imbalance.profile,
+            ratio=imbalance.ratio,
+            seed=seed if imbalance.seed is None else imbalance.seed,
+            mu=imbalance.mu,
+            n_max=imbalance.n_max,
+            group_method=imbalance.group_method,
+        )
+        train = result.items
+    classnames = classnames_from_splits({"train": train, "val": val, "test": test}, source=raw.source)
+    return BenchmarkDataset(
+        name=name,
+        dataset_dir=Path(dataset_dir),
+        train=train,
+        val=val,
+        test=test,
+        classnames=classnames,
+        template=template,
+        num_shots=max(num_shots, 0),
+        seed=seed if num_shots >= 1 else None,
+        subsample=subsample,
+        fewshot_cache=shots.cache_path,
+        imbalance=result,
+        extra=dict(raw.extra),
+    )
