@@ -1,0 +1,144 @@
+"""Where the context and the class name sit in a tokenized prompt, for any ``open_clip`` tokenizer.
+
+CoOp builds ``"<ctx words or X X X X> <class name>."``, tokenizes it and takes the context at token
+positions ``1 : 1 + n_ctx`` (after ``<start_of_text>``), the class name right after it
+(``KaiyangZhou/CoOp/trainers/coop.py``, ``PromptLearner.__init__``). To work with other tokenizers
+(Hugging Face WordPiece with ``[CLS]`` … ``[SEP]``, SentencePiece without a start token) the positions
+are measured instead of assumed:
+
+* ``ctx_start`` — the number of leading special tokens: the first position where the tokenizations of
+  ``"X"`` and ``"Y"`` differ (1 for CLIP's ``<start_of_text>`` and BERT's ``[CLS]``).
+* the content length of a text — tokens between the leading specials and the trailing special tokens
+  (those of the empty string), so content ids that coincide with the pad id are still counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+__all__ = ["PromptLayout", "TokenizerLayout", "build_layout", "tokenize_ids", "tokenizer_layout"]
+
+
+@dataclass(frozen=True)
+class TokenizerLayout:
+    """Special-token structure of a tokenizer."""
+
+    ctx_start: int  #: number of leading special tokens
+    end_ids: tuple[int, ...]  #: trailing special tokens after the content (e.g. EOT, [SEP])
+    pad_id: int  #: padding id
+
+    def content_length(self, ids: torch.Tensor) -> int:
+        """Number of content tokens in one tokenized row (between the leading and trailing specials)."""
+        row = ids.tolist()
+        n_end = len(self.end_ids)
+        if n_end:
+            for j in range(self.ctx_start, len(row) - n_end + 1):
+                if tuple(row[j : j + n_end]) == self.end_ids:
+                    return j - self.ctx_start
+            return len(row) - self.ctx_start  # truncated: no end token left
+        j = len(row)
+        while j > self.ctx_start and row[j - 1] == self.pad_id:
+            j -= 1
+        return j - self.ctx_start
+
+
+@dataclass(frozen=True)
+class PromptLayout:
+    """Tokenized class prompts and the positions of their parts."""
+
+    token_ids: torch.Tensor  #: (n_cls, L) ids of the prompts (placeholders at the context positions)
+    prompts: tuple[str, ...]  #: the prompt strings
+    ctx_start: int  #: first context position
+    n_ctx: int  #: number of learnable context tokens
+    n_prefix_tokens: int  #: tokens of the prefix text (> n_ctx when trailing init words stay fixed)
+    name_lens: tuple[int, ...]  #: tokens of each class name
+
+
+def tokenize_ids(tokenizer: Callable, texts: Sequence[str]) -> torch.Tensor:
+    """``tokenizer(texts)`` as a ``LongTensor`` ``(N, L)``."""
+    ids = tokenizer(list(texts))
+    if not isinstance(ids, torch.Tensor):
+        ids = torch.as_tensor(ids)
+    return ids.long()
+
+
+def tokenizer_layout(tokenizer: Callable) -> TokenizerLayout:
+    """Measure the leading/trailing special tokens and the pad id of ``tokenizer``."""
+    probe = tokenize_ids(tokenizer, ["X", "Y", ""])
+    differ = (probe[0] != probe[1]).nonzero()
+    if len(differ) == 0:
+        raise ValueError("cannot locate content tokens: the tokenizer maps 'X' and 'Y' to the same ids")
+    ctx_start = int(differ[0])
+    empty = probe[2].tolist()
+    pad_id = empty[-1]
+    n_special = len(empty)
+    while n_special > 0 and empty[n_special - 1] == pad_id:
+        n_special -= 1
+    end_ids = tuple(empty[ctx_start:n_special])
+    return TokenizerLayout(ctx_start=ctx_start, end_ids=end_ids, pad_id=pad_id)
+
+
+def build_layout(
+    tokenizer: Callable,
+    classnames: Sequence[str],
+    *,
+    prefix_text: str,
+    n_ctx: int,
+    check_name_spans: bool = False,
+) -> PromptLayout:
+    """Tokenize ``"{prefix_text} {classname}."`` for every class and locate the context tokens.
+
+    Parameters
+    ----------
+    tokenizer:
+        ``open_clip`` tokenizer (list of strings → ``(N, L)`` ids).
+    classnames:
+        Class names; underscores become spaces (as in CoOp).
+    prefix_text:
+        Context initialisation words (``"a photo of a"``) or ``n_ctx`` placeholders ``"X X … X"``.
+    n_ctx:
+        Number of learnable tokens: the first ``n_ctx`` tokens of ``prefix_text``. Fewer than the prefix
+        has keeps the rest as fixed text (MaPLe/IVLP with ``N_CTX=2`` and ``"a photo of a"``).
+    check_name_spans:
+        Verify that the class-name tokens follow the context directly and tokenize as the bare name
+        (needed to move the class name to the middle/front).
+
+    Returns
+    -------
+    PromptLayout
+    """
+    if n_ctx < 1:
+        raise ValueError(f"n_ctx must be >= 1, got {n_ctx}")
+    names = [name.replace("_", " ") for name in classnames]
+    prompts = [f"{prefix_text} {name}." for name in names]
+    special = tokenizer_layout(tokenizer)
+    s = special.ctx_start
+    ids = tokenize_ids(tokenizer, prompts)
+    prefix_ids = tokenize_ids(tokenizer, [prefix_text])[0]
+    n_prefix = special.content_length(prefix_ids)
+    if n_ctx > n_prefix:
+        raise ValueError(
+            f"n_ctx={n_ctx} exceeds the {n_prefix} tokens of the context text {prefix_text!r}; "
+            "use more initialisation words or random initialisation"
+        )
+    if not torch.equal(ids[:, s : s + n_prefix], prefix_ids[s : s + n_prefix].expand(len(names), -1)):
+        raise ValueError(f"the context text {prefix_text!r} tokenizes differently inside the class prompts")
+    name_ids = tokenize_ids(tokenizer, names)
+    name_lens = tuple(special.content_length(row) for row in name_ids)
+    if check_name_spans:
+        if n_prefix != n_ctx:
+            raise ValueError("moving the class name needs every context word to be learnable (n_ctx = words)")
+        for i, (row, m) in enumerate(zip(ids, name_lens)):
+            if not torch.equal(row[s + n_ctx : s + n_ctx + m], name_ids[i, s : s + m]):
+                raise ValueError(f"class name {names[i]!r} tokenizes differently inside its prompt")
+    return PromptLayout(
+        token_ids=ids,
+        prompts=tuple(prompts),
+        ctx_start=s,
+        n_ctx=n_ctx,
+        n_prefix_tokens=n_prefix,
+        name_lens=name_lens,
+    )
