@@ -27,31 +27,36 @@ _BLOCK = 64
 if AVAILABLE:
 
     @njit(parallel=True, cache=True, fastmath=False)
-    def _class_sums(x, codes, num_classes):  # pragma: no cover - compiled
+    def _class_sums(x, codes, num_classes, nparts):  # pragma: no cover - compiled
+        # One read of x: each part of the rows accumulates into its own (C, D) buffer (no write sharing),
+        # then the parts are added in a fixed order, so the result does not depend on thread timing.
         n, d = x.shape
-        sums = np.zeros((num_classes, d), dtype=np.float64)
-        normalized = np.zeros(d, dtype=np.float64)
-        counts = np.zeros(num_classes, dtype=np.int64)
-        inv_norms = np.empty(n, dtype=np.float64)
-        for i in prange(n):
-            s = 0.0
-            for j in range(d):
-                v = np.float64(x[i, j])
-                s += v * v
-            inv_norms[i] = 1.0 / np.sqrt(s) if s > 0.0 else 0.0
-        for i in range(n):
-            counts[codes[i]] += 1
-        nblocks = (d + _BLOCK - 1) // _BLOCK
-        for b in prange(nblocks):
-            lo = b * _BLOCK
-            hi = min(d, lo + _BLOCK)
-            for i in range(n):
+        part_sums = np.zeros((nparts, num_classes, d), dtype=np.float64)
+        part_norm = np.zeros((nparts, d), dtype=np.float64)
+        part_counts = np.zeros((nparts, num_classes), dtype=np.int64)
+        step = (n + nparts - 1) // nparts
+        for p in prange(nparts):
+            lo = p * step
+            hi = min(n, lo + step)
+            for i in range(lo, hi):
                 k = codes[i]
-                w = inv_norms[i]
-                for j in range(lo, hi):
+                s = 0.0
+                for j in range(d):
                     v = np.float64(x[i, j])
-                    sums[k, j] += v
-                    normalized[j] += v * w
+                    s += v * v
+                    part_sums[p, k, j] += v
+                part_counts[p, k] += 1
+                if s > 0.0:
+                    w = 1.0 / np.sqrt(s)
+                    for j in range(d):
+                        part_norm[p, j] += np.float64(x[i, j]) * w
+        sums = part_sums[0].copy()
+        normalized = part_norm[0].copy()
+        counts = part_counts[0].copy()
+        for p in range(1, nparts):
+            sums += part_sums[p]
+            normalized += part_norm[p]
+            counts += part_counts[p]
         return counts, sums, normalized
 
     @njit(parallel=True, cache=True, fastmath=False)
@@ -75,7 +80,9 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
 
     ``x`` is a C-contiguous float32/float64 array; ``codes`` int64 in ``[0, num_classes)``.
     """
-    return _class_sums(np.ascontiguousarray(x), np.ascontiguousarray(codes, dtype=np.int64), num_classes)
+    # A fixed number of parts (not the thread count) keeps results bit-identical across machines.
+    nparts = max(1, min(8, x.shape[0] // 1024))
+    return _class_sums(np.ascontiguousarray(x), np.ascontiguousarray(codes, dtype=np.int64), num_classes, nparts)
 
 
 def residuals(x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray) -> np.ndarray:

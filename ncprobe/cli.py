@@ -1,4 +1,4 @@
-"""Command line: ``ncprobe measure FEATURES`` and ``ncprobe demo``.
+"""Command line: ``ncprobe measure FEATURES``, ``ncprobe quickstart``, ``ncprobe testbed``, ``ncprobe demo``.
 
 ``FEATURES`` is a ``.npz``, ``.pt``/``.pth`` (a dict of tensors) or ``.safetensors`` file with the
 arrays ``features`` (N×D) and ``labels`` (N,), and optionally ``text_features`` (C×D),
@@ -80,6 +80,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    """The main job on embedded data: build/load the testbed V-L model, extract its image features of the
+    embedded benchmark's test split and its class text embeddings, and measure them."""
+    from .features import extract_features, text_features
+    from .measure import measure
+    from .testbed import EmbeddedBenchmark, base_novel_labels, load_testbed, testbed_metadata
+
+    bundle = load_testbed(args.preset, seed=args.seed, device=args.device, progress=not args.quiet)
+    meta = testbed_metadata(bundle)
+    data = EmbeddedBenchmark("test")
+    feats, labels = extract_features(bundle, data, split_name="test", progress=not args.quiet)
+    text = text_features(bundle, data.classnames, data.template)
+    base, _ = base_novel_labels(len(data.classnames))
+    groups = ["base" if k in set(base) else "novel" for k in range(len(data.classnames))]
+    report = measure(feats, labels, text_features=text, groups=groups, class_names=data.classnames)
+    zs = meta.get("zero_shot", meta)
+    print(f"ncprobe quickstart: embedded testbed '{args.preset}' (frozen MiniLM text tower + small ViT trained "
+          f"on base classes), {len(data)} test images, {len(data.classnames)} classes")
+    if isinstance(zs, dict):
+        shown = {k: zs[k] for k in ("base", "novel", "hm", "all") if isinstance(zs.get(k), (int, float))}
+        if shown:
+            print("zero-shot accuracy (CoOp protocol): " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+    print()
+    print(report)
+    print("\nper group (base classes were seen in training, novel only through text):")
+    print(report.per_group().to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.output:
+        report.to_netcdf(args.output)
+        print(f"report written to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ncprobe", description="Neural-collapse diagnostics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--imbalance", type=float, default=10.0)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
+    q = sub.add_parser("quickstart", help="build/load the embedded V-L testbed, extract features, measure them")
+    q.add_argument("--preset", choices=["default", "fast"], default="default")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--device", default=None)
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("-o", "--output", help="write the report as netCDF")
+    q.set_defaults(func=_cmd_quickstart)
+    from .testbed.__main__ import add_arguments, run
+
+    t = sub.add_parser("testbed", help="build (or load) the embedded testbed model and print its accuracies")
+    add_arguments(t)
+    t.set_defaults(func=run)
     return parser
 
 

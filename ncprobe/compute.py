@@ -68,7 +68,9 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
     (ClassStatistics, DecisionStatistics)
     """
     dev = resolve_device(device, features if isinstance(features, torch.Tensor) else None)
-    x = check_features(features, device=dev)
+    # Finiteness is checked on the float64 class sums of the first read (NaN/inf propagate into them),
+    # which saves a separate pass over the data; only then are the rows searched for the message.
+    x = check_features(features, device=dev, check_finite=False)
     enc = encode_labels(labels, n_samples=x.shape[0], num_classes=num_classes, device=dev,
                         min_classes=min_classes)
     c, (n, d) = enc.num_classes, x.shape
@@ -88,6 +90,10 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         sums += ss.to(dev)
         nsum += ns.to(dev)
         bar.update()
+
+    if not (bool(torch.isfinite(sums).all()) and bool(torch.isfinite(nsum).all())):
+        check_features(x)  # raises, naming the rows with NaN/inf
+        raise ValueError("features are too large to accumulate in float64 (a class sum overflows)")
 
     stats = ClassStatistics(c, d, device=dev, precision=precision, backend=backend, class_ids=enc.class_ids,
                             track_scatter=False)
@@ -112,7 +118,7 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
             acc += a.T @ a
         else:
             acc += (r.T @ r).double()
-        dec.add_tallies(dec.tables.count(r, a_m, y, c), y)
+        dec.add_tallies(dec.tables.count(r, a_m, y, c, row_norms=row_ss.sqrt()), y)
         bar.update()
     bar.close()
 

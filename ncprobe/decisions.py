@@ -83,16 +83,19 @@ class DecisionTables:
         pred = scores.argmax(1) if largest else scores.argmin(1)
         return pred, margin > 2.0 * bound
 
-    def count(self, r: torch.Tensor, a_m: torch.Tensor, codes: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+    def count(self, r: torch.Tensor, a_m: torch.Tensor, codes: torch.Tensor, num_classes: int, *,
+              row_norms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
         ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ`` in the same
-        dtype (float64 products are taken as exact).
+        dtype (float64 products are taken as exact); ``row_norms`` the float64 ‖r_i‖ if already known.
         """
         c = num_classes
         d = r.shape[1]
         unit = (d + 2) * 2.0 ** -24
-        rnorm = r.double().norm(dim=1) if (a_m.dtype != torch.float64 or self.weights) else None
+        rnorm = row_norms
+        if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
+            rnorm = r.double().norm(dim=1)
         ncc_scores = self.ncc[codes] - 2.0 * a_m.double()
         if a_m.dtype == torch.float64 or c < 2:
             ncc_pred = ncc_scores.argmin(1)

@@ -38,3 +38,18 @@ def test_demo_prints_a_report(capsys):
     assert main(["demo", "--classes", "5", "--dim", "16", "--samples", "40"]) == 0
     out = capsys.readouterr().out
     assert "nc2_etf_error" in out and "head" in out
+
+
+def test_quickstart_measures_the_embedded_testbed(tmp_path, capsys):
+    out_nc = tmp_path / "q.nc"
+    assert main(["quickstart", "--preset", "fast", "--quiet", "-o", str(out_nc)]) == 0
+    text = capsys.readouterr().out
+    assert "t2i_zero_shot_accuracy" in text and "novel" in text and out_nc.exists()
+    from ncprobe import NCReport
+
+    report = NCReport.from_netcdf(out_nc)
+    assert report.dataset.attrs["n_samples"] == 2000
+    assert list(report.dataset["group"].values) == ["base", "novel"]
+    # The base classes were trained on: their nearest-centre accuracy must beat the novel classes'.
+    groups = report.per_group()
+    assert groups.loc["base", "ncc_accuracy"] > groups.loc["novel", "ncc_accuracy"]
