@@ -104,6 +104,7 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
 
     centered = dec.tables.centered.to(dtype)
+    centered32 = dec.tables.centered.float()
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
     acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
     means_for_residuals = stats.means if be != "numba" else stats.means.cpu()
@@ -112,11 +113,13 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         r, row_ss = r.to(dev), row_ss.to(dev)
         y = enc.codes[lo:hi]
         class_ss.index_add_(0, y, row_ss)
-        a_m = r @ centered.T
         if projected:
+            a_m = r @ centered.T
             a = a_m.double()
             acc += a.T @ a
         else:
+            # NC1 comes from the scatter; the NCC decisions need only certified float32 products.
+            a_m = r.float() @ centered32.T
             acc += (r.T @ r).double()
         dec.add_tallies(dec.tables.count(r, a_m, y, c, row_norms=row_ss.sqrt()), y)
         bar.update()

@@ -21,6 +21,7 @@ inside deeper layers. :func:`text_backbone_for` returns that interface for:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from typing import Iterator, Sequence
 
@@ -52,7 +53,7 @@ class UnsupportedTextTowerError(TypeError):
     """The model's text tower cannot be driven at the embedding level."""
 
 
-class TextBackbone:
+class TextBackbone(abc.ABC):
     """Common interface: ``embed_tokens`` then ``encode``. Holds references, registers no parameters.
 
     Attributes
@@ -74,27 +75,30 @@ class TextBackbone:
         return int(self.embedding_module.weight.shape[1])
 
     @property
+    @abc.abstractmethod
     def dtype(self) -> torch.dtype:
         """Dtype the transformer computes in (prompt parameters are created in it)."""
-        raise NotImplementedError
 
     @property
     def device(self) -> torch.device:
         return self.embedding_module.weight.device
 
     @property
+    @abc.abstractmethod
     def num_layers(self) -> int:
-        raise NotImplementedError
+        """Number of transformer blocks (the largest useful deep-prompt depth)."""
 
     @property
+    @abc.abstractmethod
     def embedding_module(self) -> nn.Embedding:
-        raise NotImplementedError
+        """The tower's token-embedding table."""
 
     def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings ``(N, L, width)`` in :attr:`dtype` (no positional information)."""
         ids = token_ids.to(self.device)
         return self.embedding_module(ids).to(self.dtype)
 
+    @abc.abstractmethod
     def encode(
         self,
         embeddings: torch.Tensor,
@@ -117,7 +121,6 @@ class TextBackbone:
         deep_start:
             Position of the first prompt token (1 after a start-of-text / ``[CLS]`` token).
         """
-        raise NotImplementedError
 
     def encode_ids(self, token_ids: torch.Tensor, **kwargs) -> torch.Tensor:
         """Text features of plain token ids (equals ``model.encode_text`` when no deep prompts are given)."""
