@@ -39,6 +39,11 @@ def prepare_classifiers(classifiers: Mapping[str, Any] | None, *, num_classes: i
                              "(one row per class, in sorted label order)")
         if w.shape[1] != dim:
             raise ValueError(f"{label} has dimension {w.shape[1]} but the features have {dim}")
+        if name == "text":  # the CLIP zero-shot rule scores by cosine: L2-normalised class embeddings
+            norms = w.norm(dim=1, keepdim=True)
+            if bool((norms == 0).any()):
+                raise ValueError("text_features has an all-zero row")
+            w = w / norms
         if b is None:
             b = torch.zeros(num_classes, dtype=torch.float64, device=device)
         else:
@@ -136,7 +141,9 @@ class DecisionStatistics:
         The :class:`~ncprobe.ClassStatistics` of the first pass (its class means define the NCC rule).
     classifiers:
         ``{name: W}`` or ``{name: (W, b)}`` with W of shape (C, D): the linear rules h ↦ argmax_k h·w_k + b_k
-        to compare with NCC (NC4). For a CLIP model, pass the L2-normalised class text embeddings.
+        to compare with NCC (NC4). The name ``"text"`` is reserved for a CLIP model's class text embeddings:
+        its rows are L2-normalised (the zero-shot cosine rule), and :func:`ncprobe.measure` reports it under
+        the ``t2i_`` names.
     precision:
         ``"float64"`` (default) or ``"float32"`` for the residual product.
 

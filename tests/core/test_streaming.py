@@ -128,3 +128,14 @@ def test_all_reduce_across_processes_equals_one_pass(tmp_path):
     torch.testing.assert_close(reduced.means, one.means, rtol=1e-13, atol=1e-12)
     assert float(got["ncc"].sum() / got["n"].sum()) == pytest.approx(ref.decisions(None, x, y, 7)["ncc_accuracy"])
     assert os.path.exists(out)
+
+
+def test_streamed_text_classifier_matches_in_memory():
+    x, y = _data(7)
+    text = np.random.default_rng(1).normal(size=(7, 9)) * 5  # unnormalised on purpose
+    stats = ClassStatistics(7).update(x, y)
+    dec = DecisionStatistics(stats, classifiers={"text": text}).update(x, y)
+    streamed = ncprobe.measure(stats, decisions=dec, text_features=text)
+    direct = ncprobe.measure(x, y, text_features=text)
+    for name in ["t2i_zero_shot_accuracy", "t2i_ncc_agreement", "nc4_ncc_agreement", "t2i_text_etf_error"]:
+        assert streamed[name] == pytest.approx(direct[name], rel=1e-12), name
