@@ -47,6 +47,33 @@ __all__ = [
 Splits3 = tuple[list[Item], list[Item], list[Item]]
 
 
+def _split_or_folder(
+    dataset_dir: Path,
+    split_file: str,
+    image_subdir: str,
+    *,
+    create_split: bool,
+    split_seed: int,
+    sort_listing: bool,
+    verify_files: bool,
+    **folder_options,
+) -> RawSplits:
+    """The published split file, or CoOp's ``read_and_split_data`` over one folder per class
+    (``folder_options``: ``ignored``, ``new_cnames``)."""
+    image_dir = dataset_dir / image_subdir
+    return split_or_create(
+        dataset_dir,
+        split_file=split_file,
+        image_subdir=image_subdir,
+        make_split=lambda rng: read_and_split_data(
+            image_dir, rng=rng, sort_listing=sort_listing, **folder_options
+        ),
+        create_split=create_split,
+        split_seed=split_seed,
+        verify_files=verify_files,
+    )
+
+
 def read_caltech101(
     dataset_dir: Path,
     *,
@@ -56,21 +83,16 @@ def read_caltech101(
     verify_files: bool = False,
 ) -> RawSplits:
     """Caltech101 (CoOp ``caltech101.py``): 100 classes; fallback 50/20/30 per class, 2 folders ignored."""
-    image_dir = dataset_dir / "101_ObjectCategories"
-    return split_or_create(
+    return _split_or_folder(
         dataset_dir,
-        split_file="split_zhou_Caltech101.json",
-        image_subdir="101_ObjectCategories",
-        make_split=lambda rng: read_and_split_data(
-            image_dir,
-            rng=rng,
-            ignored=CALTECH_IGNORED,
-            new_cnames=CALTECH_NEW_CNAMES,
-            sort_listing=sort_listing,
-        ),
+        "split_zhou_Caltech101.json",
+        "101_ObjectCategories",
         create_split=create_split,
         split_seed=split_seed,
+        sort_listing=sort_listing,
         verify_files=verify_files,
+        ignored=CALTECH_IGNORED,
+        new_cnames=CALTECH_NEW_CNAMES,
     )
 
 
@@ -222,14 +244,13 @@ def read_food101(
     verify_files: bool = False,
 ) -> RawSplits:
     """Food-101 (CoOp ``food101.py``): 101 classes; fallback 50/20/30 per class."""
-    image_dir = dataset_dir / "images"
-    return split_or_create(
+    return _split_or_folder(
         dataset_dir,
-        split_file="split_zhou_Food101.json",
-        image_subdir="images",
-        make_split=lambda rng: read_and_split_data(image_dir, rng=rng, sort_listing=sort_listing),
+        "split_zhou_Food101.json",
+        "images",
         create_split=create_split,
         split_seed=split_seed,
+        sort_listing=sort_listing,
         verify_files=verify_files,
     )
 
@@ -319,14 +340,13 @@ def read_dtd(
     verify_files: bool = False,
 ) -> RawSplits:
     """Describable Textures (CoOp ``dtd.py``): 47 textures; fallback 50/20/30 per class."""
-    image_dir = dataset_dir / "images"
-    return split_or_create(
+    return _split_or_folder(
         dataset_dir,
-        split_file="split_zhou_DescribableTextures.json",
-        image_subdir="images",
-        make_split=lambda rng: read_and_split_data(image_dir, rng=rng, sort_listing=sort_listing),
+        "split_zhou_DescribableTextures.json",
+        "images",
         create_split=create_split,
         split_seed=split_seed,
+        sort_listing=sort_listing,
         verify_files=verify_files,
     )
 
@@ -344,17 +364,15 @@ def read_eurosat(
     A split file whose class names are the raw folder names (``"AnnualCrop"``) is read as is but
     triggers a warning, since CoOp's published split uses :data:`EUROSAT_NEW_CNAMES`.
     """
-    image_dir = dataset_dir / "2750"
-    raw = split_or_create(
+    raw = _split_or_folder(
         dataset_dir,
-        split_file="split_zhou_EuroSAT.json",
-        image_subdir="2750",
-        make_split=lambda rng: read_and_split_data(
-            image_dir, rng=rng, new_cnames=EUROSAT_NEW_CNAMES, sort_listing=sort_listing
-        ),
+        "split_zhou_EuroSAT.json",
+        "2750",
         create_split=create_split,
         split_seed=split_seed,
+        sort_listing=sort_listing,
         verify_files=verify_files,
+        new_cnames=EUROSAT_NEW_CNAMES,
     )
     raw_names = {it.classname for it in raw.train} & {k for k, v in EUROSAT_NEW_CNAMES.items() if k != v}
     if raw_names:
