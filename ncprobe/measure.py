@@ -152,14 +152,10 @@ def _assemble(stats: ClassStatistics, dec: DecisionStatistics | None, *, text_fe
         if stats.scatter is not None or stats.projected_scatter is not None:
             scalars["nc1"] = metrics.nc1(stats, pinv_rtol=pinv_rtol)
         scalars["nc1_quotient"] = metrics.nc1_quotient(stats)
-        scalars["cdnv"] = metrics.cdnv(stats)
         pairs = metrics.cdnv_pairs(stats)
+        scalars["cdnv"] = metrics.mean_over_pairs(pairs)
         variances = metrics.class_variances(stats)
-    scalars["nc2_equinorm"] = metrics.nc2_equinorm(stats)
-    scalars["nc2_equiangularity"] = metrics.nc2_equiangularity(stats)
-    scalars["nc2_max_angle"] = metrics.nc2_max_angle(stats)
-    scalars["nc2_max_cosine"] = metrics.nc2_max_cosine(stats)
-    scalars["nc2_etf_error"] = metrics.nc2_etf_error(stats)
+    scalars.update(metrics.nc2_values(stats))
     if w is not None:
         scalars["nc3_self_duality"] = metrics.nc3_self_duality(w, stats)
         scalars["nc3_duality_gram"] = metrics.nc3_duality_gram(w, stats)

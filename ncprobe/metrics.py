@@ -32,7 +32,8 @@ from .statistics import ClassStatistics
 
 __all__ = [
     "SingletonClassWarning", "nc1", "nc1_quotient", "cdnv", "cdnv_pairs", "class_variances",
-    "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle", "nc2_max_cosine", "nc2_etf_error",
+    "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle", "nc2_max_cosine", "nc2_etf_error", "nc2_values",
+    "mean_over_pairs",
     "class_mean_norms", "nc3_self_duality", "nc3_duality_gram", "nc4_ncc_agreement", "ncc_accuracy",
     "default_pinv_rtol",
 ]
@@ -220,7 +221,11 @@ def cdnv(features: Any, labels: Any = None, **kw) -> float:
     >>> cdnv(x, y)   # (1 + 1) / (2 · 16)
     0.0625
     """
-    pairs = cdnv_pairs(features, labels, **kw)
+    return mean_over_pairs(cdnv_pairs(features, labels, **kw))
+
+
+def mean_over_pairs(pairs: np.ndarray) -> float:
+    """Mean of a symmetric per-pair array over unordered pairs k < k', ignoring NaN (excluded classes)."""
     iu = np.triu_indices_from(pairs, k=1)
     return float(np.nanmean(pairs[iu]))
 
@@ -237,6 +242,20 @@ def _norms_and_cosines(stats: ClassStatistics):
     return present, mt, norms, cos[off], c
 
 
+def nc2_values(features: Any, labels: Any = None, **kw) -> dict[str, float]:
+    """All NC2 scalars from one computation of the centred means' norms and cosines:
+    ``nc2_equinorm``, ``nc2_equiangularity``, ``nc2_max_angle``, ``nc2_max_cosine``, ``nc2_etf_error``
+    (each defined in the function of that name)."""
+    _, mt, norms, cos, c = _norms_and_cosines(_stats(features, labels, **kw))
+    return {
+        "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
+        "nc2_equiangularity": float(cos.std(correction=0)),
+        "nc2_max_angle": float((cos + 1.0 / (c - 1)).abs().mean()),
+        "nc2_max_cosine": float(cos.max()),
+        "nc2_etf_error": etf_structure_error(mt @ mt.T),
+    }
+
+
 def class_mean_norms(features: Any, labels: Any = None, **kw) -> np.ndarray:
     """Per-class norms ‖μ_k − μ_G‖ of the centred class means (NaN for classes without samples)."""
     stats = _stats(features, labels, **kw)
@@ -251,28 +270,24 @@ def nc2_equinorm(features: Any, labels: Any = None, **kw) -> float:
 
     Source: Papyan et al. (2020), Fig. 2. 0 when all centred class means have equal length.
     """
-    _, _, norms, _, _ = _norms_and_cosines(_stats(features, labels, **kw))
-    return float(norms.std(correction=0) / norms.mean())
+    return nc2_values(features, labels, **kw)["nc2_equinorm"]
 
 
 def nc2_equiangularity(features: Any, labels: Any = None, **kw) -> float:
     """NC2 equiangularity: ``std_{k≠k'} cos(μ̃_k, μ̃_k')`` (ddof = 0; Papyan et al. 2020, Fig. 3)."""
-    _, _, _, cos, _ = _norms_and_cosines(_stats(features, labels, **kw))
-    return float(cos.std(correction=0))
+    return nc2_values(features, labels, **kw)["nc2_equiangularity"]
 
 
 def nc2_max_angle(features: Any, labels: Any = None, **kw) -> float:
     """NC2 maximal-angle equiangularity: ``mean_{k≠k'} |cos(μ̃_k, μ̃_k') + 1/(C−1)|``
     (Papyan et al. 2020, Fig. 4). 0 exactly when the centred means are a simplex ETF's directions."""
-    _, _, _, cos, c = _norms_and_cosines(_stats(features, labels, **kw))
-    return float((cos + 1.0 / (c - 1)).abs().mean())
+    return nc2_values(features, labels, **kw)["nc2_max_angle"]
 
 
 def nc2_max_cosine(features: Any, labels: Any = None, **kw) -> float:
     """Largest pairwise cosine ``max_{k≠k'} cos(μ̃_k, μ̃_k')`` — the closest pair of classes.
     A simplex ETF attains the minimum possible value, −1/(C−1)."""
-    _, _, _, cos, _ = _norms_and_cosines(_stats(features, labels, **kw))
-    return float(cos.max())
+    return nc2_values(features, labels, **kw)["nc2_max_cosine"]
 
 
 def nc2_etf_error(features: Any, labels: Any = None, **kw) -> float:
@@ -282,9 +297,7 @@ def nc2_etf_error(features: Any, labels: Any = None, **kw) -> float:
     the ETF Gram (C/(C−1))(I − 11ᵀ/C) normalised to unit Frobenius norm. Scale-invariant, 0 for an
     exact (scaled, rotated) simplex ETF, at most 2.
     """
-    stats = _stats(features, labels, **kw)
-    mt = _centered_means(stats, _present(stats))
-    return etf_structure_error(mt @ mt.T)
+    return nc2_values(features, labels, **kw)["nc2_etf_error"]
 
 
 # ------------------------------------------------------------------------------------------- NC3
