@@ -302,13 +302,11 @@ def nc2_etf_error(features: Any, labels: Any = None, **kw) -> float:
 
 # ------------------------------------------------------------------------------------------- NC3
 def _classifier(w: Any, stats: ClassStatistics) -> torch.Tensor:
-    from ._validation import check_features
+    """W as float64 on the statistics' device, with the shape checks of the NC4 classifiers."""
+    from .decisions import prepare_classifiers
 
-    w = check_features(w, name="classifier", device=stats.device).double()
-    if w.shape != (stats.num_classes, stats.dim):
-        raise ValueError(f"classifier must have shape (num_classes, dim) = ({stats.num_classes}, {stats.dim}), "
-                         f"got {tuple(w.shape)}")
-    return w
+    return prepare_classifiers({"classifier": w}, num_classes=stats.num_classes, dim=stats.dim,
+                               device=stats.device)["classifier"][0]
 
 
 def nc3_self_duality(classifier: Any, features: Any, labels: Any = None, **kw) -> float:
