@@ -25,10 +25,11 @@ __all__ = ["DecisionStatistics", "prepare_classifiers"]
 
 def prepare_classifiers(classifiers: Mapping[str, Any] | None, *, num_classes: int, dim: int,
                         device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Check classifiers given as ``W`` (C×D) or ``(W, b)``; return float64 ``{name: (W, b)}``."""
+    """Check classifiers given as ``W`` (C×D) or a tuple ``(W, b)`` (a list is always read as W, so a
+    two-class W given as nested lists is not mistaken for weights and bias); return float64 ``{name: (W, b)}``."""
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, spec in (classifiers or {}).items():
-        if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        if isinstance(spec, tuple) and len(spec) == 2:
             w, b = spec
         else:
             w, b = spec, None

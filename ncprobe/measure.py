@@ -142,7 +142,7 @@ def _assemble(stats: ClassStatistics, dec: DecisionStatistics | None, *, text_fe
         warnings.warn(f"classes {singletons} have a single sample and are excluded from NC1, NC1 quotient "
                       "and CDNV", SingletonClassWarning, stacklevel=3)
     w = classifier
-    if isinstance(w, (tuple, list)):
+    if isinstance(w, tuple):
         w = w[0]
     if w is None and text_features is not None:
         w = crossmodal.prepare_text(text_features, stats)

@@ -114,3 +114,14 @@ def test_accepts_tensors_and_reports_same_numbers(data):
     a = ncprobe.measure(data.features, data.labels)
     b = ncprobe.measure(torch.from_numpy(data.features), torch.from_numpy(data.labels), backend="torch")
     assert a.scalars() == pytest.approx(b.scalars(), rel=1e-10)
+
+
+def test_two_class_classifier_given_as_nested_list_is_not_read_as_weights_and_bias():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    x = np.array([[3.0, 0.0], [-3.0, 0.0]])[y] + rng.normal(size=(40, 2))
+    as_list = ncprobe.measure(x, y, classifier=[[1.0, 0.0], [-1.0, 0.0]])
+    as_array = ncprobe.measure(x, y, classifier=np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    assert as_list.scalars() == as_array.scalars()
+    with_bias = ncprobe.measure(x, y, classifier=(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([100.0, 0.0])))
+    assert with_bias["classifier_accuracy"] == 0.5
