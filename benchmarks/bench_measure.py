@@ -31,8 +31,10 @@ def hardware() -> str:
     except (OSError, StopIteration):
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"CPU: {cpu}, {os.cpu_count()} cores (torch threads {torch.get_num_threads()}); GPU: {gpu}; "
-            f"torch {torch.__version__}, numpy {np.__version__}")
+    return (
+        f"CPU: {cpu}, {os.cpu_count()} cores (torch threads {torch.get_num_threads()}); GPU: {gpu}; "
+        f"torch {torch.__version__}, numpy {np.__version__}"
+    )
 
 
 def make(n: int, d: int, c: int, seed: int = 0):
@@ -69,8 +71,8 @@ def numpy_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict:
     dual = np.sum((wd / np.linalg.norm(wd) - mt / np.linalg.norm(mt)) ** 2)
     agree = 0
     for lo in range(0, n, 8192):
-        xb = x[lo:lo + 8192]
-        ncc = ((means ** 2).sum(1)[None, :] - 2 * xb @ means.T).argmin(1)
+        xb = x[lo : lo + 8192]
+        ncc = ((means**2).sum(1)[None, :] - 2 * xb @ means.T).argmin(1)
         agree += int(((xb @ wd.T).argmax(1) == ncc).sum())
     return {"nc1": nc1, "nc2_etf_error": etf, "nc3_self_duality": dual, "nc4_ncc_agreement": agree / n}
 
@@ -89,16 +91,19 @@ def public_library(x: np.ndarray, y: np.ndarray, w: np.ndarray, device: str):
         wt = torch.from_numpy(w).to(device)
         mean_acc = MeanAccumulator(c, d, device)
         for lo in range(0, len(x), 65536):
-            mean_acc.accumulate(xt[lo:lo + 65536], yt[lo:lo + 65536])
+            mean_acc.accumulate(xt[lo : lo + 65536], yt[lo : lo + 65536])
         means, mg = mean_acc.compute()
         var_acc = CovarAccumulator(c, d, device, means)
         dec_acc = DecAccumulator(c, d, device, means, wt)
         for lo in range(0, len(x), 65536):
-            var_acc.accumulate(xt[lo:lo + 65536], yt[lo:lo + 65536], means)
-            dec_acc.accumulate(xt[lo:lo + 65536], yt[lo:lo + 65536], wt)
+            var_acc.accumulate(xt[lo : lo + 65536], yt[lo : lo + 65536], means)
+            dec_acc.accumulate(xt[lo : lo + 65536], yt[lo : lo + 65536], wt)
         covw, _ = var_acc.compute()
-        return {"nc1": covariance_ratio(covw, means, mg), "nc2_etf_error": simplex_etf_error(means, mg),
-                "nc3_self_duality": self_duality_error(wt, means, mg)}
+        return {
+            "nc1": covariance_ratio(covw, means, mg),
+            "nc2_etf_error": simplex_etf_error(means, mg),
+            "nc3_self_duality": self_duality_error(wt, means, mg),
+        }
 
     return run
 
@@ -125,8 +130,9 @@ def main() -> None:
     p.add_argument("--skip-reference", action="store_true", help="skip the slow numpy reference")
     args = p.parse_args()
     gpu = args.device.startswith("cuda")
-    sizes = args.sizes or (["1000000x768x1000", "200000x512x100"] if gpu else
-                           ["20000x256x50", "100000x512x100", "100000x768x1000"])
+    sizes = args.sizes or (
+        ["1000000x768x1000", "200000x512x100"] if gpu else ["20000x256x50", "100000x512x100", "100000x768x1000"]
+    )
     print(hardware())
     print(f"device for ncprobe: {args.device}; median of {args.repeats} runs after a warm-up\n")
     header = f"{'N x D x C':>18} | {'contender':<34} | {'time [s]':>9} | {'speed-up':>8} | {'NC1 rel. err':>12}"
@@ -136,7 +142,7 @@ def main() -> None:
         n, d, c = (int(v) for v in spec.lower().split("x"))
         x, y, w = make(n, d, c)
         rows = []
-        ref_time, ref_out = (None, None) if args.skip_reference else timed(lambda: numpy_reference(x, y, w), 1, False)
+        ref_time, ref_out = (None, None) if args.skip_reference else timed(lambda: numpy_reference(x, y, w), 1, False)  # noqa: B023 (called at once)
         exact = ref_out["nc1"] if ref_out else None
         if ref_time is not None:
             rows.append(("numpy float64 (per-class loops, pinv)", ref_time, ref_out["nc1"]))
@@ -144,7 +150,7 @@ def main() -> None:
         ys = torch.from_numpy(y).to(args.device)
         ws = torch.from_numpy(w).to(args.device)
         for precision in ("float64", "float32"):
-            t, rep = timed(lambda: ncprobe.measure(xs, ys, classifier=ws, precision=precision), args.repeats, gpu)
+            t, rep = timed(lambda: ncprobe.measure(xs, ys, classifier=ws, precision=precision), args.repeats, gpu)  # noqa: B023
             rows.append((f"ncprobe.measure ({precision})", t, rep["nc1"]))
             if exact is not None and precision == "float64":
                 for key in ("nc2_etf_error", "nc3_self_duality", "nc4_ncc_agreement"):

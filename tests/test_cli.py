@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import save_file
 
 from ncprobe.cli import main
-from ncprobe.synthetic import make_collapse
+from ncprobe.core.synthetic import make_collapse
 
 
 @pytest.fixture()
@@ -30,7 +30,10 @@ def test_measure_command_reads_every_format(tmp_path, capsys, data, fmt):
 def test_measure_command_reports_bad_files(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", feats=np.zeros((3, 2)))
     assert main(["measure", str(tmp_path / "x.npz")]) == 2
-    assert "lacks ['features', 'labels']" in capsys.readouterr().err
+    assert "unknown arrays ['feats']; valid keys: ['features'" in capsys.readouterr().err
+    np.savez(tmp_path / "y.npz", features=np.zeros((3, 2)))
+    assert main(["measure", str(tmp_path / "y.npz")]) == 2
+    assert "lacks ['labels']" in capsys.readouterr().err
     assert main(["measure", str(tmp_path / "missing.npz")]) == 2
 
 

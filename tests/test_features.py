@@ -1,4 +1,4 @@
-"""Tests for ncprobe.features on a tiny random open_clip CLIP (no testbed, no MiniLM needed)."""
+"""Tests for ncprobe.models.features on a tiny random open_clip CLIP (no testbed, no MiniLM needed)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from ncprobe.features import dataset_identity, extract_features, feature_cache_path, text_features
 from ncprobe.models.bundle import CLIPBundle
+from ncprobe.models.features import dataset_identity, extract_features, feature_cache_path, text_features
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,7 @@ def test_text_features_ensemble_equals_manual_mean(tiny_bundle):
     got = text_features(tiny_bundle, names, templates)
     with torch.no_grad():
         per = [
-            F.normalize(
-                tiny_bundle.model.encode_text(tiny_bundle.tokenizer([t.format(n) for n in names])), dim=-1
-            )
+            F.normalize(tiny_bundle.model.encode_text(tiny_bundle.tokenizer([t.format(n) for n in names])), dim=-1)
             for t in templates
         ]
     manual = F.normalize(torch.stack(per).mean(0), dim=-1)
@@ -141,9 +139,7 @@ def test_text_features_ensemble_equals_manual_mean(tiny_bundle):
     torch.testing.assert_close(got, manual)
     # the ensemble is not simply the first template
     assert not torch.allclose(got, per[0])
-    torch.testing.assert_close(
-        text_features(tiny_bundle, names, templates, normalize=False), torch.stack(per).mean(0)
-    )
+    torch.testing.assert_close(text_features(tiny_bundle, names, templates, normalize=False), torch.stack(per).mean(0))
 
 
 def test_text_features_callable_template_and_batching(tiny_bundle):

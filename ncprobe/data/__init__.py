@@ -12,7 +12,6 @@ Sources are named in each module: ``KaiyangZhou/Dassl.pytorch`` and ``KaiyangZho
 """
 
 from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, base_novel_labels, subsample_classes
-from ncprobe.data.benchmark import BenchmarkDataset, RawSplits, build_benchmark
 from ncprobe.data.errors import (
     ClassNameMismatchError,
     DatasetLayoutError,
@@ -49,14 +48,22 @@ from ncprobe.data.imbalance import (
     imbalance_counts,
 )
 from ncprobe.data.items import Item, class_counts, classnames_from_splits, listdir_nohidden, split_by_label
-from ncprobe.data.registry import BENCHMARK_11, DATASETS, DG_TARGETS, DatasetSpec, load_dataset, resolve_name
+from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
+from ncprobe.data.registry import (
+    BENCHMARK_11,
+    DATASETS,
+    DG_TARGETS,
+    DatasetSpec,
+    get_template,
+    load_dataset,
+    resolve_name,
+)
 from ncprobe.data.splits import read_and_split_data, read_split, save_split, split_trainval
 from ncprobe.data.templates import (
     CUSTOM_TEMPLATES,
     IMAGENET_TEMPLATES,
     IMAGENET_TEMPLATES_SELECT,
     format_prompts,
-    get_template,
 )
 from ncprobe.data.transforms import (
     CLIP_MEAN,
@@ -75,9 +82,9 @@ __all__ = [
     "BENCHMARK_11",
     "DG_TARGETS",
     "DatasetSpec",
-    "BenchmarkDataset",
+    "PreparedDataset",
     "RawSplits",
-    "build_benchmark",
+    "prepare_dataset",
     # items and splits
     "Item",
     "listdir_nohidden",

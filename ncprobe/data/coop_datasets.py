@@ -1,8 +1,8 @@
 """Readers for ten of the eleven CoOp benchmark datasets (ImageNet is in :mod:`.imagenet_datasets`).
 
 Each reader takes the dataset folder (``$DATA/<folder>``, layouts in
-:data:`ncprobe.data.coop_layouts.LAYOUTS`, from CoOp's ``DATASETS.md``) and returns
-:class:`~ncprobe.data.benchmark.RawSplits`. Semantics follow ``KaiyangZhou/CoOp/datasets/<name>.py``:
+:data:`ncprobe.data._reading.LAYOUTS`, from CoOp's ``DATASETS.md``) and returns
+:class:`~ncprobe.data.pipeline.RawSplits`. Semantics follow ``KaiyangZhou/CoOp/datasets/<name>.py``:
 the published ``split_zhou_<Name>.json`` is read when present; otherwise, only with
 ``create_split=True``, the split is rebuilt from the raw annotations the way CoOp built it (that
 rebuilt split is random and will not equal the published one). FGVCAircraft has no split file:
@@ -17,8 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ncprobe.data.benchmark import RawSplits
-from ncprobe.data.coop_layouts import (
+from ncprobe.data._reading import (
     CALTECH_IGNORED,
     CALTECH_NEW_CNAMES,
     EUROSAT_NEW_CNAMES,
@@ -29,6 +28,7 @@ from ncprobe.data.coop_layouts import (
 )
 from ncprobe.data.errors import ClassNameMismatchError, SplitFileError
 from ncprobe.data.items import Item, check_images_exist
+from ncprobe.data.pipeline import RawSplits
 from ncprobe.data.splits import read_and_split_data, split_trainval
 
 __all__ = [
@@ -65,9 +65,7 @@ def _split_or_folder(
         dataset_dir,
         split_file=split_file,
         image_subdir=image_subdir,
-        make_split=lambda rng: read_and_split_data(
-            image_dir, rng=rng, sort_listing=sort_listing, **folder_options
-        ),
+        make_split=lambda rng: read_and_split_data(image_dir, rng=rng, sort_listing=sort_listing, **folder_options),
         create_split=create_split,
         split_seed=split_seed,
         verify_files=verify_files,
@@ -164,9 +162,7 @@ def read_stanford_cars(
 
     def make(rng: random.Random) -> Splits3:
         meta = dataset_dir / "devkit" / "cars_meta.mat"
-        trainval = _read_cars_mat(
-            dataset_dir, "cars_train", dataset_dir / "devkit" / "cars_train_annos.mat", meta
-        )
+        trainval = _read_cars_mat(dataset_dir, "cars_train", dataset_dir / "devkit" / "cars_train_annos.mat", meta)
         test = _read_cars_mat(dataset_dir, "cars_test", dataset_dir / "cars_test_annos_withlabels.mat", meta)
         train, val = split_trainval(trainval, rng=rng)
         return train, val, test
@@ -196,12 +192,8 @@ def read_oxford_flowers(
     def make(rng: random.Random) -> Splits3:
         from scipy.io import loadmat
 
-        labels = loadmat(str(require_path(dataset_dir / "imagelabels.mat", "label file", layout)))["labels"][
-            0
-        ]
-        with open(
-            require_path(dataset_dir / "cat_to_name.json", "class-name file", layout), encoding="utf-8"
-        ) as f:
+        labels = loadmat(str(require_path(dataset_dir / "imagelabels.mat", "label file", layout)))["labels"][0]
+        with open(require_path(dataset_dir / "cat_to_name.json", "class-name file", layout), encoding="utf-8") as f:
             lab2cname = json.load(f)
         tracker: dict[int, list[str]] = {}
         for i, label in enumerate(labels):
@@ -209,15 +201,11 @@ def read_oxford_flowers(
         train, val, test = [], [], []
         for label, paths in tracker.items():
             if str(label) not in lab2cname:
-                raise ClassNameMismatchError(
-                    f"label {label} of imagelabels.mat has no name in cat_to_name.json"
-                )
+                raise ClassNameMismatchError(f"label {label} of imagelabels.mat has no name in cat_to_name.json")
             rng.shuffle(paths)
             n_train, n_val = round(len(paths) * 0.5), round(len(paths) * 0.2)
             if min(n_train, n_val, len(paths) - n_train - n_val) <= 0:
-                raise ValueError(
-                    f"flower class {label} has {len(paths)} images: too few for a 50/20/30 split"
-                )
+                raise ValueError(f"flower class {label} has {len(paths)} images: too few for a 50/20/30 split")
             name = lab2cname[str(label)]
             train += [Item(p, label - 1, name) for p in paths[:n_train]]
             val += [Item(p, label - 1, name) for p in paths[n_train : n_train + n_val]]
@@ -278,13 +266,9 @@ def read_fgvc_aircraft(
         for line in read_lines(path, layout):
             imname, _, classname = line.partition(" ")
             if classname not in cname2lab:
-                raise ClassNameMismatchError(
-                    f"{path}: class {classname!r} (line {line!r}) is not in variants.txt"
-                )
+                raise ClassNameMismatchError(f"{path}: class {classname!r} (line {line!r}) is not in variants.txt")
             items.append(Item(str(image_dir / f"{imname}.jpg"), cname2lab[classname], classname))
-        check_images_exist(
-            items, source=str(path), image_dir=image_dir, layout=layout, verify_all=verify_files
-        )
+        check_images_exist(items, source=str(path), image_dir=image_dir, layout=layout, verify_all=verify_files)
         splits.append(items)
     return RawSplits(splits[0], splits[1], splits[2], "separate", str(dataset_dir / "images_variant_*.txt"))
 

@@ -206,9 +206,7 @@ def load_or_sample_fewshot(
                 cached_val = cached["val"] if val is not None else None
                 return FewShotResult(cached["train"], cached_val, cache_path, True, cached["format"])
             if cached["format"] == "dassl":
-                warnings.warn(
-                    f"CoOp cache {cache_path} has no 'val' split; sampling again in memory", stacklevel=2
-                )
+                warnings.warn(f"CoOp cache {cache_path} has no 'val' split; sampling again in memory", stacklevel=2)
                 new_train, new_val = sample_fewshot(train, val, num_shots=num_shots, seed=seed, repeat=repeat)
                 return FewShotResult(new_train, new_val, cache_path, False)
     new_train, new_val = sample_fewshot(train, val, num_shots=num_shots, seed=seed, repeat=repeat)

@@ -73,9 +73,7 @@ def _from_dassl(obj: Any, dataset_dir: Path) -> Item:
         raise pickle.UnpicklingError(f"Dassl Datum without attribute {exc}") from exc
 
 
-def read_coop_pickle(
-    path: str | os.PathLike, *, dataset_dir: str | os.PathLike
-) -> dict[str, list[Item] | None]:
+def read_coop_pickle(path: str | os.PathLike, *, dataset_dir: str | os.PathLike) -> dict[str, list[Item] | None]:
     """Read a CoOp/Dassl pickle holding a dict of ``Datum`` lists (e.g. ImageNet's ``preprocessed.pkl``).
 
     Only ``Datum`` objects and built-in containers are admitted (restricted unpickler). Absolute
@@ -97,10 +95,7 @@ def read_coop_pickle(
         data = _CacheUnpickler(f).load()
     if not isinstance(data, dict):
         raise pickle.UnpicklingError(f"{path}: expected a dict of Datum lists, got {type(data).__name__}")
-    return {
-        key: None if value is None else [_from_dassl(o, dataset_dir) for o in value]
-        for key, value in data.items()
-    }
+    return {key: None if value is None else [_from_dassl(o, dataset_dir) for o in value] for key, value in data.items()}
 
 
 def load_fewshot_cache(path: str | os.PathLike, *, dataset_dir: str | os.PathLike) -> dict[str, Any]:
@@ -135,9 +130,7 @@ def load_fewshot_cache(path: str | os.PathLike, *, dataset_dir: str | os.PathLik
         def _items(rows: list | None) -> list[Item] | None:
             if rows is None:
                 return None
-            return [
-                Item(str(dataset_dir / p) if not os.path.isabs(p) else p, lab, c, d) for p, lab, c, d in rows
-            ]
+            return [Item(str(dataset_dir / p) if not os.path.isabs(p) else p, lab, c, d) for p, lab, c, d in rows]
 
         meta = {k: data.get(k) for k in ("num_shots", "seed", "repeat", "version")}
         return {

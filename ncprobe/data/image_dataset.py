@@ -17,10 +17,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ncprobe.data.base_novel import Subsample
-from ncprobe.data.benchmark import BenchmarkDataset, RawSplits, build_benchmark
 from ncprobe.data.errors import ClassNameMismatchError, DatasetLayoutError
 from ncprobe.data.imbalance import ImbalanceSpec
 from ncprobe.data.items import Item, listdir_nohidden
+from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.splits import read_and_split_data
 from ncprobe.data.transforms import build_test_transform
 
@@ -66,7 +66,7 @@ class ImageItemDataset(Dataset):
     Parameters
     ----------
     items:
-        The items (e.g. ``BenchmarkDataset.train``).
+        The items (e.g. ``PreparedDataset.train``).
     transform:
         Callable on a PIL RGB image; default :func:`~ncprobe.data.transforms.build_test_transform`
         (224 px, CLIP normalisation).
@@ -90,18 +90,12 @@ class ImageItemDataset(Dataset):
 
 
 def _class_folders(folder: Path) -> list[str]:
-    return sorted(
-        name for name in listdir_nohidden(folder) if (folder / name).is_dir() and name not in _RESERVED
-    )
+    return sorted(name for name in listdir_nohidden(folder) if (folder / name).is_dir() and name not in _RESERVED)
 
 
 def _images(folder: Path, extensions: Sequence[str], sort_listing: bool) -> list[str]:
     exts = tuple(e.lower() for e in extensions)
-    return [
-        str(folder / name)
-        for name in listdir_nohidden(folder, sort=sort_listing)
-        if name.lower().endswith(exts)
-    ]
+    return [str(folder / name) for name in listdir_nohidden(folder, sort=sort_listing) if name.lower().endswith(exts)]
 
 
 def read_image_folder(
@@ -159,9 +153,7 @@ def read_image_folder(
             folders = _class_folders(folder)
             unknown = sorted(set(folders) - set(index))
             if unknown:
-                raise ClassNameMismatchError(
-                    f"{folder} has class folders missing from {root / 'train'}: {unknown[:5]}"
-                )
+                raise ClassNameMismatchError(f"{folder} has class folders missing from {root / 'train'}: {unknown[:5]}")
             splits[name] = [
                 Item(p, index[c], c) for c in folders for p in _images(folder / c, extensions, sort_listing)
             ]
@@ -204,19 +196,17 @@ def load_image_folder(
     split_seed: int = 1,
     sort_listing: bool = True,
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
-) -> BenchmarkDataset:
-    """Any class-per-folder image tree as a :class:`~ncprobe.data.benchmark.BenchmarkDataset`.
+) -> PreparedDataset:
+    """Any class-per-folder image tree as a :class:`~ncprobe.data.pipeline.PreparedDataset`.
 
     Same protocol as :func:`ncprobe.data.load_dataset` (few-shot with the
     ``<root>/split_fewshot`` cache, base/new, imbalance); reading options as in
     :func:`read_image_folder`. ``name`` defaults to the folder name, ``template`` to
     ``"a photo of a {}."``.
     """
-    raw = read_image_folder(
-        root, split=split, split_seed=split_seed, sort_listing=sort_listing, extensions=extensions
-    )
+    raw = read_image_folder(root, split=split, split_seed=split_seed, sort_listing=sort_listing, extensions=extensions)
     root = Path(root)
-    return build_benchmark(
+    return prepare_dataset(
         raw,
         name=name or root.name,
         dataset_dir=root,

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from ncprobe.data.benchmark import RawSplits
 from ncprobe.data.errors import ClassNameMismatchError, DatasetLayoutError
 from ncprobe.data.fewshot_cache import read_coop_pickle
 from ncprobe.data.items import Item, check_images_exist, listdir_nohidden
+from ncprobe.data.pipeline import RawSplits
 
 __all__ = [
     "IMAGENET_LAYOUTS",
@@ -174,9 +174,7 @@ def _variant(
                 Item(str(class_dir / n), label, names[wnids[label]])
                 for n in listdir_nohidden(class_dir, sort=sort_listing)
             ]
-    check_images_exist(
-        data, source=str(image_dir), image_dir=image_dir, layout=layout, verify_all=verify_files
-    )
+    check_images_exist(data, source=str(image_dir), image_dir=image_dir, layout=layout, verify_all=verify_files)
     extra = {"wnids": list(wnids), "imagenet_indices": [wnid_index[w] for w in wnids]}
     return RawSplits(list(data), [], data, "none", str(image_dir), extra)
 

@@ -17,7 +17,7 @@ class comes from a seeded permutation of the sorted labels; which items a class 
 ``random.Random(f"ncprobe.imbalance:{seed}")``, independent of the few-shot stream.
 
 Group labels (``"head"``, ``"medium"``, ``"tail"``) per class feed the per-group diagnostics in
-``ncprobe.measure``; see :func:`assign_groups` for the two definitions offered.
+``ncprobe.measure``; both use the one rule of :func:`ncprobe.core.groups.assign_groups`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from ncprobe.core.groups import GROUP_NAMES, GroupMethod, assign_groups
 from ncprobe.data.items import Item
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
 ]
 
 Profile = Literal["exp", "step"]
-GroupMethod = Literal["rank", "log_count"]
-GROUP_NAMES: tuple[str, str, str] = ("head", "medium", "tail")
 _EPS = 1e-9
 
 
@@ -92,9 +91,7 @@ class ImbalanceSpec:
             raise ValueError(f"group_method must be 'rank' or 'log_count', got {self.group_method!r}")
 
 
-def imbalance_counts(
-    num_classes: int, *, n_max: int, ratio: float, profile: Profile, mu: float = 0.5
-) -> list[int]:
+def imbalance_counts(num_classes: int, *, n_max: int, ratio: float, profile: Profile, mu: float = 0.5) -> list[int]:
     """Target item count for each class **rank** ``0..num_classes-1`` (rank 0 = largest).
 
     Parameters
@@ -127,60 +124,10 @@ def imbalance_counts(
     if profile == "exp":
         if num_classes == 1:
             return [n_max]
-        return [
-            max(1, math.floor(n_max * ratio ** (-k / (num_classes - 1)) + _EPS)) for k in range(num_classes)
-        ]
+        return [max(1, math.floor(n_max * ratio ** (-k / (num_classes - 1)) + _EPS)) for k in range(num_classes)]
     n_minor = math.floor(mu * num_classes + _EPS)
     n_low = max(1, math.floor(n_max / ratio + _EPS))
     return [n_max] * (num_classes - n_minor) + [n_low] * n_minor
-
-
-def assign_groups(counts: Sequence[int] | np.ndarray, *, method: GroupMethod = "rank") -> np.ndarray:
-    """Head / medium / tail label for each class from its item count.
-
-    Parameters
-    ----------
-    counts:
-        Items per class (index = class).
-    method:
-        ``"rank"`` (default): sort classes by count, descending (stable, so ties keep class
-        order); the first ``round(K/3)`` are ``"head"``, those from ``round(K/3)`` to
-        ``round(2K/3)`` are ``"medium"``, the rest ``"tail"`` (thirds of the classes; classes
-        with equal counts can straddle a boundary). ``"log_count"``: thirds of the log-count
-        range, ``t = log(c/c_min)/log(c_max/c_min)``; ``t > 2/3`` is head, ``t < 1/3`` tail,
-        otherwise medium, and all classes are ``"medium"`` when every count is equal (a step
-        profile then yields only head and tail).
-
-    Returns
-    -------
-    numpy.ndarray of str
-        ``groups[c]`` in ``{"head", "medium", "tail"}``.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    k = counts.size
-    groups = np.empty(k, dtype="<U6")
-    if k == 0:
-        return groups
-    if method == "rank":
-        order = np.argsort(-counts, kind="stable")
-        a, b = round(k / 3), round(2 * k / 3)
-        groups[order[:a]] = "head"
-        groups[order[a:b]] = "medium"
-        groups[order[b:]] = "tail"
-        return groups
-    if method == "log_count":
-        if np.any(counts <= 0):
-            raise ValueError("log_count grouping needs every class count > 0")
-        lo, hi = counts.min(), counts.max()
-        if hi == lo:
-            groups[:] = "medium"
-            return groups
-        t = np.log(counts / lo) / np.log(hi / lo)
-        groups[:] = "medium"
-        groups[t > 2 / 3] = "head"
-        groups[t < 1 / 3] = "tail"
-        return groups
-    raise ValueError(f"group method must be 'rank' or 'log_count', got {method!r}")
 
 
 @dataclass(frozen=True)

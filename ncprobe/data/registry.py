@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ncprobe.data._reading import LAYOUTS
 from ncprobe.data.base_novel import Subsample
-from ncprobe.data.benchmark import BenchmarkDataset, RawSplits, build_benchmark
 from ncprobe.data.coop_datasets import (
     read_caltech101,
     read_dtd,
@@ -26,7 +26,6 @@ from ncprobe.data.coop_datasets import (
     read_sun397,
     read_ucf101,
 )
-from ncprobe.data.coop_layouts import LAYOUTS
 from ncprobe.data.errors import DatasetLayoutError, UnknownDatasetError
 from ncprobe.data.imagenet_datasets import (
     IMAGENET_LAYOUTS,
@@ -37,9 +36,10 @@ from ncprobe.data.imagenet_datasets import (
     read_imagenetv2,
 )
 from ncprobe.data.imbalance import ImbalanceSpec
+from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.templates import CUSTOM_TEMPLATES
 
-__all__ = ["DatasetSpec", "DATASETS", "BENCHMARK_11", "DG_TARGETS", "resolve_name", "load_dataset"]
+__all__ = ["DatasetSpec", "DATASETS", "BENCHMARK_11", "DG_TARGETS", "resolve_name", "get_template", "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,17 @@ def resolve_name(name: str) -> str:
     return canonical
 
 
+def get_template(name: str) -> str:
+    """The CoOp template for a dataset; ``name`` may be any alias known to :func:`ncprobe.data.load_dataset`.
+
+    Raises
+    ------
+    UnknownDatasetError
+        Unknown name (the message lists the known ones).
+    """
+    return CUSTOM_TEMPLATES[resolve_name(name)]
+
+
 def load_dataset(
     name: str,
     root: str | Path,
@@ -143,7 +154,7 @@ def load_dataset(
     split_seed: int = 1,
     sort_listing: bool = True,
     verify_files: bool = False,
-) -> BenchmarkDataset:
+) -> PreparedDataset:
     """Load a CoOp-benchmark dataset with the protocol used by CoOp, CoCoOp, MaPLe and Craft.
 
     Parameters
@@ -178,7 +189,7 @@ def load_dataset(
 
     Returns
     -------
-    BenchmarkDataset
+    PreparedDataset
 
     Raises
     ------
@@ -207,7 +218,7 @@ def load_dataset(
         sort_listing=sort_listing,
         verify_files=verify_files,
     )
-    return build_benchmark(
+    return prepare_dataset(
         raw,
         name=spec.name,
         dataset_dir=dataset_dir,

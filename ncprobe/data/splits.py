@@ -162,9 +162,7 @@ def read_and_split_data(
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
         raise DatasetLayoutError("image folder", image_dir)
-    categories = [
-        c for c in listdir_nohidden(image_dir) if c not in set(ignored) and (image_dir / c).is_dir()
-    ]
+    categories = [c for c in listdir_nohidden(image_dir) if c not in set(ignored) and (image_dir / c).is_dir()]
     categories.sort()
     if not categories:
         raise DatasetLayoutError("class sub-folders", image_dir / "<class>", hint=f"{image_dir} has none.")

@@ -15,7 +15,6 @@ __all__ = [
     "CUSTOM_TEMPLATES",
     "IMAGENET_TEMPLATES",
     "IMAGENET_TEMPLATES_SELECT",
-    "get_template",
     "format_prompts",
 ]
 
@@ -132,19 +131,6 @@ IMAGENET_TEMPLATES_SELECT: tuple[str, ...] = (
     "art of the {}.",
     "a photo of the small {}.",
 )
-
-
-def get_template(name: str) -> str:
-    """The CoOp template for a dataset; ``name`` may be any alias known to :func:`ncprobe.data.load_dataset`.
-
-    Raises
-    ------
-    UnknownDatasetError
-        Unknown name (the message lists the known ones).
-    """
-    from ncprobe.data.registry import resolve_name  # late import: registry imports this module
-
-    return CUSTOM_TEMPLATES[resolve_name(name)]
 
 
 def format_prompts(template: str, classnames: Sequence[str]) -> list[str]:

@@ -56,9 +56,7 @@ def _interp(name: str) -> T.InterpolationMode:
     try:
         return INTERPOLATION_MODES[name]
     except KeyError:
-        raise ValueError(
-            f"interpolation must be one of {sorted(INTERPOLATION_MODES)}, got {name!r}"
-        ) from None
+        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATION_MODES)}, got {name!r}") from None
 
 
 def build_train_transform(
@@ -90,9 +88,7 @@ def build_train_transform(
     torchvision.transforms.Compose
         Maps a PIL RGB image to a float tensor of shape ``(3, height, width)``.
     """
-    steps: list[Callable] = [
-        T.RandomResizedCrop(_size(size), scale=scale, interpolation=_interp(interpolation))
-    ]
+    steps: list[Callable] = [T.RandomResizedCrop(_size(size), scale=scale, interpolation=_interp(interpolation))]
     if hflip:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(mean=list(mean), std=list(std))]

@@ -46,7 +46,7 @@ import open_clip
 import torch
 from open_clip.hf_model import HFTextEncoder
 
-from .._io import atomic_path, cache_dir as _cache_dir
+from .._io import atomic_path, cache_dir
 from .bundle import CLIPBundle
 
 __all__ = [
@@ -64,16 +64,13 @@ PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16", "amp", "amp_bf16
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz", ".tar")
 _URL_TIMEOUT_S = 30.0
-_registered_configs: dict[str, Path] = {}
 
 
 class PretrainedWeightsUnavailableError(RuntimeError):
     """The requested pretrained weights could not be fetched (typically: no network access)."""
 
 
-def register_model_config(
-    name: str, config: dict[str, Any], *, folder: str | os.PathLike | None = None
-) -> Path:
+def register_model_config(name: str, config: dict[str, Any], *, folder: str | os.PathLike | None = None) -> Path:
     """Make a custom model configuration available to ``open_clip`` under ``name``.
 
     The configuration is written as ``<folder>/<name>.json`` and registered with
@@ -99,15 +96,11 @@ def register_model_config(
     missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in config]
     if missing:
         raise ValueError(f"model config {name!r} lacks the keys {missing} that open_clip requires")
-    root = Path(folder) if folder is not None else _cache_dir("open_clip_configs")
+    root = Path(folder) if folder is not None else cache_dir("open_clip_configs")
     path = root / f"{name}.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=os.fspath))  # paths → str
-    if _registered_configs.get(name) != path:
-        open_clip.add_model_config(path)
-        _registered_configs[name] = path
-    else:  # same file already registered: re-read it
-        open_clip.factory._rescan_model_configs()
+    open_clip.add_model_config(path)  # public API; re-reads every registered config file
     return path
 
 
@@ -178,9 +171,7 @@ def _tag_is_cached(cfg: dict, cache_dir: str | None) -> bool:
         except ImportError:  # pragma: no cover
             return False
         repo, filename = os.path.split(cfg["hf_hub"])
-        candidates = (
-            [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        )
+        candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
         if filename.endswith((".bin", ".pth")):
             candidates.insert(0, filename[:-4] + ".safetensors")
         for fname in candidates:
@@ -291,8 +282,7 @@ def load_clip(
             )
         if _hf_offline() and not _tag_is_cached(tag_cfg, cache_dir):
             raise PretrainedWeightsUnavailableError(
-                "HF_HUB_OFFLINE is set and the weights are not cached. "
-                + _how_to_pass_local(name, pretrained, tag_cfg)
+                "HF_HUB_OFFLINE is set and the weights are not cached. " + _how_to_pass_local(name, pretrained, tag_cfg)
             )
 
     try:

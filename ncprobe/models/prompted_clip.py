@@ -77,9 +77,7 @@ class PromptedCLIP(nn.Module):
         text encoder at once (images are processed in chunks); results do not depend on it.
     """
 
-    def __init__(
-        self, bundle: CLIPBundle, prompt_learner: PromptLearner, *, max_prompts_per_pass: int = 4096
-    ):
+    def __init__(self, bundle: CLIPBundle, prompt_learner: PromptLearner, *, max_prompts_per_pass: int = 4096):
         super().__init__()
         if prompt_learner.bundle.model is not bundle.model:
             raise ValueError("the prompt learner was built on a different CLIP model")
@@ -128,9 +126,7 @@ class PromptedCLIP(nn.Module):
             feats = encode_image_with_prompts(visual, images, shallow=shallow, deep=deep)
         return F.normalize(feats, dim=-1) if normalize else feats
 
-    def encode_text(
-        self, image_features: torch.Tensor | None = None, *, normalize: bool = True
-    ) -> torch.Tensor:
+    def encode_text(self, image_features: torch.Tensor | None = None, *, normalize: bool = True) -> torch.Tensor:
         """Class text features from the learned prompts.
 
         Parameters
@@ -169,9 +165,7 @@ class PromptedCLIP(nn.Module):
         flat = self.backbone.encode(prompts.flatten(0, 1), ids, deep_prompts=deep, deep_start=start)
         return flat.view(b, c, -1)
 
-    def encode_sentences(
-        self, texts: Sequence[str] | torch.Tensor, *, normalize: bool = True
-    ) -> torch.Tensor:
+    def encode_sentences(self, texts: Sequence[str] | torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
         """Encode arbitrary sentences through the prompted text encoder (Craft's ``prompts=None`` path).
 
         The sentences enter as plain token embeddings (no learnable context in the input), but deep
@@ -201,9 +195,7 @@ class PromptedCLIP(nn.Module):
         """``logit_scale · image @ textᵀ`` (+ ``logit_bias`` if the model has one); per image for 3-D text."""
         scale = self.logit_scale
         if text_features.dim() == 3:
-            logits = scale * torch.einsum(
-                "bd,bcd->bc", image_features, text_features.to(image_features.dtype)
-            )
+            logits = scale * torch.einsum("bd,bcd->bc", image_features, text_features.to(image_features.dtype))
         else:
             logits = scale * image_features @ text_features.to(image_features.dtype).t()
         bias = getattr(self.clip, "logit_bias", None)
@@ -211,9 +203,7 @@ class PromptedCLIP(nn.Module):
             logits = logits + bias
         return logits
 
-    def forward(
-        self, images: torch.Tensor, *, text_features: torch.Tensor | None = None
-    ) -> PromptedCLIPOutput:
+    def forward(self, images: torch.Tensor, *, text_features: torch.Tensor | None = None) -> PromptedCLIPOutput:
         """Logits and normalised features for a batch of images.
 
         Parameters
@@ -229,9 +219,7 @@ class PromptedCLIP(nn.Module):
             cond = image_features if self.prompt_learner.conditional else None
             text_features = self.encode_text(cond)
         elif self.prompt_learner.conditional:
-            raise ValueError(
-                "conditional prompt learners compute text features per image; omit text_features"
-            )
+            raise ValueError("conditional prompt learners compute text features per image; omit text_features")
         logits = self.compute_logits(image_features, text_features)
         return PromptedCLIPOutput(
             logits=logits,

@@ -31,7 +31,8 @@ from open_clip.hf_model import HFTextEncoder
 from open_clip.transformer import TextTransformer, text_global_pool
 from torch import nn
 
-from ._blocks import replace_tokens, run_resblocks
+from .deep_prompting import replace_tokens, run_resblocks
+from .open_clip_compat import text_pad_mask
 
 __all__ = [
     "HFTextBackbone",
@@ -171,7 +172,7 @@ class NativeTextBackbone(TextBackbone):
         mask = self._tower.attn_mask
         text = self._text
         if text is not None and text.use_pad_mask:
-            pad_mask = text._build_additive_mask(token_ids, length, dtype)
+            pad_mask = text_pad_mask(text, token_ids, length, dtype)
             return pad_mask if mask is None else mask[:length, :length].unsqueeze(0) + pad_mask
         return None if mask is None else mask[:length, :length]
 
@@ -272,10 +273,7 @@ class HFTextBackbone(TextBackbone):
         attn_mask = (token_ids != self.pad_token_id).long()
         kwargs = {"inputs_embeds": embeddings.to(self.dtype), "attention_mask": attn_mask}
         emb = getattr(self.hf, "embeddings", None)
-        if (
-            hasattr(emb, "create_position_ids_from_input_ids")
-            and getattr(emb, "padding_idx", None) is not None
-        ):
+        if hasattr(emb, "create_position_ids_from_input_ids") and getattr(emb, "padding_idx", None) is not None:
             # RoBERTa-style positions depend on padding; with inputs_embeds HF would number pads too.
             kwargs["position_ids"] = emb.create_position_ids_from_input_ids(token_ids, emb.padding_idx)
         with _deep_prompt_hooks(self.layers, deep_prompts, deep_start):
@@ -303,6 +301,5 @@ def text_backbone_for(model: nn.Module) -> TextBackbone:
         if isinstance(text, TextTransformer):
             return NativeTextBackbone(model)
     raise UnsupportedTextTowerError(
-        f"unsupported model/text tower {type(model).__name__}/{type(text).__name__}; "
-        f"supported: {SUPPORTED_TEXT_TOWERS}"
+        f"unsupported model/text tower {type(model).__name__}/{type(text).__name__}; supported: {SUPPORTED_TEXT_TOWERS}"
     )

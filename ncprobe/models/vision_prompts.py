@@ -19,7 +19,8 @@ import torch
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
-from ._blocks import run_resblocks
+from .deep_prompting import run_resblocks
+from .open_clip_compat import vision_pool
 
 __all__ = [
     "UnsupportedVisionTowerError",
@@ -97,7 +98,7 @@ def encode_image_with_prompts(
         raise ValueError("deep visual prompts need shallow visual prompts (their positions) to replace")
     x = run_resblocks(vit.transformer, x, deep_prompts=deep, start=lambda length: length - n)
     x = x[:, : x.shape[1] - n]
-    pooled, _ = vit._pool(x)
+    pooled = vision_pool(vit, x)
     if vit.proj is not None:
         pooled = pooled @ vit.proj
     return pooled

@@ -46,10 +46,10 @@ _LAZY = {
     "MissingTextTowerError": "model",
     "build_model": "model",
     "build_tokenizer": "model",
-    "PRESETS": "train",
-    "TRAIN_TEMPLATES": "train",
-    "TestbedConfig": "train",
-    "evaluate_zero_shot": "train",
+    "PRESETS": "pretraining",
+    "TRAIN_TEMPLATES": "pretraining",
+    "TestbedConfig": "pretraining",
+    "evaluate_zero_shot": "pretraining",
 }
 
 

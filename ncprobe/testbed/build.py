@@ -35,7 +35,7 @@ from ncprobe.testbed.benchmark import (
     benchmark_classes,
 )
 from ncprobe.testbed.model import build_model, build_tokenizer, minilm_version
-from ncprobe.testbed.train import PRESETS, TestbedConfig, evaluate_zero_shot, train_image_tower
+from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, evaluate_zero_shot, train_image_tower
 
 __all__ = [
     "TESTBED_NAME",
@@ -112,9 +112,7 @@ def _default_device(device: str | torch.device | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _make_bundle(
-    model: open_clip.CustomTextCLIP, config: TestbedConfig, folder: Path, meta: dict
-) -> CLIPBundle:
+def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder: Path, meta: dict) -> CLIPBundle:
     return CLIPBundle(
         model=model,
         tokenizer=build_tokenizer(config.arch),
@@ -136,9 +134,7 @@ def _train_and_save(
     start = time.perf_counter()
     model = build_model(config.arch, seed=config.seed).to(device)
     tokenizer = build_tokenizer(config.arch)
-    stats = train_image_tower(
-        model, tokenizer, config, device=device, num_threads=num_threads, progress=progress
-    )
+    stats = train_image_tower(model, tokenizer, config, device=device, num_threads=num_threads, progress=progress)
     probe = CLIPBundle(model, tokenizer, None, TESTBED_NAME)
     zero_shot = evaluate_zero_shot(probe, fallback=config.fallback, progress=progress)
 
@@ -179,9 +175,7 @@ def _train_and_save(
     return model, meta
 
 
-def _load_cached(
-    config: TestbedConfig, folder: Path, device: torch.device
-) -> tuple[open_clip.CustomTextCLIP, dict]:
+def _load_cached(config: TestbedConfig, folder: Path, device: torch.device) -> tuple[open_clip.CustomTextCLIP, dict]:
     meta = json.loads((folder / _META).read_text())
     weights = folder / _WEIGHTS
     if _file_sha256(weights) != meta["weights_sha256"]:

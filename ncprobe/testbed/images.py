@@ -130,9 +130,7 @@ def fashion_mnist_files(split: str, *, root: str | os.PathLike | None = None) ->
     return image_file, label_file
 
 
-def load_fashion_mnist(
-    split: str, *, root: str | os.PathLike | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def load_fashion_mnist(split: str, *, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read Fashion-MNIST's official train or test split.
 
     Parameters

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ncprobe.anchors import relative_representation, select_anchors
-from ncprobe.mmd import CRAFT_BANDWIDTHS, gaussian_kernel, minmax_normalize, mmd2
+from ncprobe.core.anchors import relative_representation, select_anchors
+from ncprobe.core.mmd import CRAFT_BANDWIDTHS, gaussian_kernel, minmax_normalize, mmd2
 
 
 def _np_kernel(a, b, bws):
@@ -17,7 +17,7 @@ def test_mmd_estimators_match_numpy_reference():
     bws = (0.5, 2.0)
     kxx, kyy, kxy = _np_kernel(x, x, bws), _np_kernel(y, y, bws), _np_kernel(x, y, bws)
     biased = kxx.mean() + kyy.mean() - 2 * kxy.mean()
-    unbiased = ((kxx.sum() - np.trace(kxx)) / (20 * 19) + (kyy.sum() - np.trace(kyy)) / (13 * 12) - 2 * kxy.mean())
+    unbiased = (kxx.sum() - np.trace(kxx)) / (20 * 19) + (kyy.sum() - np.trace(kyy)) / (13 * 12) - 2 * kxy.mean()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     assert float(mmd2(tx, ty, bandwidths=bws)) == pytest.approx(biased, rel=1e-10)
     assert float(mmd2(tx, ty, bandwidths=bws, estimator="unbiased")) == pytest.approx(unbiased, rel=1e-10)

@@ -6,8 +6,8 @@ import torch
 
 import ncprobe
 from ncprobe import metrics
-from ncprobe.etf import simplex_etf
-from ncprobe.synthetic import isotropic_nc1, make_collapse
+from ncprobe.core.geometry import simplex_etf
+from ncprobe.core.synthetic import isotropic_nc1, make_collapse
 
 
 @pytest.mark.parametrize("c,d", [(2, 2), (5, 5), (5, 4), (10, 32)])
@@ -18,8 +18,17 @@ def test_exact_etf_without_noise_is_fully_collapsed(c, d):
     x = etf[y]
     w = etf - etf.mean(0)
     r = ncprobe.measure(x, y, classifier=(w, -w @ shift))  # the bias removes the shift from the logits
-    for name in ["nc1", "nc1_quotient", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle",
-                 "nc2_etf_error", "nc3_self_duality", "nc3_duality_gram"]:
+    for name in [
+        "nc1",
+        "nc1_quotient",
+        "cdnv",
+        "nc2_equinorm",
+        "nc2_equiangularity",
+        "nc2_max_angle",
+        "nc2_etf_error",
+        "nc3_self_duality",
+        "nc3_duality_gram",
+    ]:
         assert r[name] == pytest.approx(0.0, abs=1e-12), name
     assert r["nc2_max_cosine"] == pytest.approx(-1 / (c - 1), abs=1e-12)
     assert r["nc4_ncc_agreement"] == 1.0
@@ -49,20 +58,8 @@ def test_quotient_of_isotropic_mixture():
     y = np.repeat(np.arange(c), 5000)
     x = means[y] + sigma * rng.normal(size=(len(y), d))
     # tr Σ_W = d σ², tr Σ_B = (1/C) Σ ‖μ̃_k‖² = 16.
-    assert metrics.nc1_quotient(x, y) == pytest.approx(d * sigma ** 2 / 16, rel=0.03)
-    assert metrics.cdnv(x, y) == pytest.approx(2 * d * sigma ** 2 / (2 * 16 * 2 * c / (c - 1)), rel=0.03)
-
-
-def test_rotation_and_scale_invariance():
-    data = make_collapse(num_classes=6, dim=10, samples_per_class=30, noise=0.8, seed=2)
-    x, y, w = data.features.astype(np.float64), data.labels, data.classifier
-    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))
-    base = ncprobe.measure(x, y, classifier=w)
-    moved = ncprobe.measure(3.5 * x @ q + 2.0, y, classifier=0.2 * w @ q)
-    invariant = ["nc1", "nc1_quotient", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle",
-                 "nc2_max_cosine", "nc2_etf_error", "nc3_self_duality", "nc3_duality_gram", "ncc_accuracy"]
-    for name in invariant:
-        assert moved[name] == pytest.approx(base[name], rel=1e-9, abs=1e-12), name
+    assert metrics.nc1_quotient(x, y) == pytest.approx(d * sigma**2 / 16, rel=0.03)
+    assert metrics.cdnv(x, y) == pytest.approx(2 * d * sigma**2 / (2 * 16 * 2 * c / (c - 1)), rel=0.03)
 
 
 def test_nc1_decreases_with_noise():

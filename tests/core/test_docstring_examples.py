@@ -5,11 +5,28 @@ import importlib
 
 import pytest
 
-MODULES = ["metrics", "etf", "mmd", "anchors", "measure", "statistics", "decisions", "crossmodal", "report"]
+MODULES = [
+    "metrics",
+    "geometry",
+    "mmd",
+    "anchors",
+    "measure",
+    "statistics",
+    "decisions",
+    "crossmodal",
+    "report",
+    "generalized",
+    "groups",
+    "catalog",
+    "prepared",
+    "inmemory",
+    "synthetic",
+    "_validation",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(f"ncprobe.{name}")
+    module = importlib.import_module(f"ncprobe.core.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

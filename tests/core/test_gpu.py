@@ -6,8 +6,7 @@ import torch
 
 import ncprobe
 from ncprobe import ClassStatistics
-
-import reference as ref
+from tests._helpers import reference as ref
 
 pytestmark = pytest.mark.gpu
 
@@ -35,7 +34,7 @@ def test_cuda_streaming_state_stays_on_device():
     x, y, _ = _data(c=10, d=16, n=1000)
     stats = ClassStatistics(10)
     for lo in range(0, 1000, 128):
-        stats.update(torch.from_numpy(x[lo:lo + 128]).cuda().half(), torch.from_numpy(y[lo:lo + 128]).cuda())
+        stats.update(torch.from_numpy(x[lo : lo + 128]).cuda().half(), torch.from_numpy(y[lo : lo + 128]).cuda())
     assert stats.scatter.device.type == "cuda" and stats.scatter.dtype == torch.float64
     cpu = ClassStatistics(10).update(torch.from_numpy(x).half().float(), y)
     torch.testing.assert_close(stats.scatter.cpu(), cpu.scatter, rtol=1e-10, atol=1e-8)

@@ -10,10 +10,18 @@ import xarray as xr
 
 import ncprobe
 from ncprobe import SingletonClassWarning
-from ncprobe.synthetic import make_collapse
+from ncprobe.core.synthetic import make_collapse
 
-SCALARS = ["nc1", "nc1_quotient", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle",
-           "nc2_etf_error", "ncc_accuracy"]
+SCALARS = [
+    "nc1",
+    "nc1_quotient",
+    "cdnv",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_max_angle",
+    "nc2_etf_error",
+    "ncc_accuracy",
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +63,9 @@ def test_groups_from_counts_and_mapping(data):
 
 
 def test_netcdf_round_trip(tmp_path, data):
-    r = ncprobe.measure(data.features, data.labels, text_features=data.text_features, groups="counts",
-                        class_names=data.class_names)
+    r = ncprobe.measure(
+        data.features, data.labels, text_features=data.text_features, groups="counts", class_names=data.class_names
+    )
     r.to_netcdf(tmp_path / "r.nc")
     back = ncprobe.NCReport.from_netcdf(tmp_path / "r.nc")
     assert back.scalars() == pytest.approx(r.scalars())
@@ -64,8 +73,13 @@ def test_netcdf_round_trip(tmp_path, data):
 
 
 def test_stack_reports_along_epochs(data):
-    reports = [ncprobe.measure(make_collapse(num_classes=4, dim=8, noise=s, seed=0).features,
-                               make_collapse(num_classes=4, dim=8, noise=s, seed=0).labels) for s in (2, 1, 0.5)]
+    reports = [
+        ncprobe.measure(
+            make_collapse(num_classes=4, dim=8, noise=s, seed=0).features,
+            make_collapse(num_classes=4, dim=8, noise=s, seed=0).labels,
+        )
+        for s in (2, 1, 0.5)
+    ]
     ds = ncprobe.stack_reports(reports, coords=[1, 2, 3])
     assert ds["nc1"].dims == ("epoch",)
     assert np.all(np.diff(ds["nc1"].values) < 0)
@@ -88,16 +102,19 @@ def test_singleton_class_is_warned_and_excluded():
     assert r.dataset.attrs["singleton_classes"] == ["3"]
 
 
-@pytest.mark.parametrize("features,labels,error,match", [
-    (np.zeros((5, 3)), np.zeros(4, int), ValueError, "disagree in length"),
-    (np.zeros((4, 3)), np.array([0, 1, 0.5, 1]), TypeError, "integers"),
-    (np.zeros((4, 3)), np.array([0, 1, -1, 1]), ValueError, "non-negative"),
-    (np.array([[0, 1.0], [np.inf, 0], [1, 1], [2, 2]]), np.array([0, 1, 0, 1]), ValueError, "NaN or inf"),
-    (np.zeros((4, 3)), np.zeros(4, int), ValueError, "at least 2 classes"),
-    (np.zeros(4), np.array([0, 1, 0, 1]), ValueError, "shape"),
-    (np.zeros((4, 3), dtype=int), np.array([0, 1, 0, 1]), TypeError, "floating-point"),
-    (np.zeros((4, 3)), np.array(["a", "b", "a", "b"]), TypeError, "integers"),
-])
+@pytest.mark.parametrize(
+    "features,labels,error,match",
+    [
+        (np.zeros((5, 3)), np.zeros(4, int), ValueError, "disagree in length"),
+        (np.zeros((4, 3)), np.array([0, 1, 0.5, 1]), TypeError, "integers"),
+        (np.zeros((4, 3)), np.array([0, 1, -1, 1]), ValueError, "non-negative"),
+        (np.array([[0, 1.0], [np.inf, 0], [1, 1], [2, 2]]), np.array([0, 1, 0, 1]), ValueError, "NaN or inf"),
+        (np.zeros((4, 3)), np.zeros(4, int), ValueError, "at least 2 classes"),
+        (np.zeros(4), np.array([0, 1, 0, 1]), ValueError, "shape"),
+        (np.zeros((4, 3), dtype=int), np.array([0, 1, 0, 1]), TypeError, "floating-point"),
+        (np.zeros((4, 3)), np.array(["a", "b", "a", "b"]), TypeError, "integers"),
+    ],
+)
 def test_bad_input_errors(features, labels, error, match):
     with pytest.raises(error, match=match):
         ncprobe.measure(features, labels)

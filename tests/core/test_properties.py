@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 
 import ncprobe
 from ncprobe import ClassStatistics, metrics
-
-import reference as ref
+from tests._helpers import reference as ref
 
 
 @st.composite
@@ -17,7 +16,7 @@ def labelled(draw, min_classes=2, max_classes=6):
     d = draw(st.integers(1, 8))
     per = draw(st.lists(st.integers(2, 9), min_size=c, max_size=c))
     ids = draw(st.lists(st.integers(0, 1000), min_size=c, max_size=c, unique=True))
-    seed = draw(st.integers(0, 2 ** 31))
+    seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(c), per)
     rng.shuffle(y)
@@ -26,8 +25,7 @@ def labelled(draw, min_classes=2, max_classes=6):
     return x, y, np.asarray(ids)
 
 
-settings.register_profile("ncprobe", max_examples=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ncprobe", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ncprobe")
 
 
@@ -46,7 +44,10 @@ def test_measure_is_finite_and_matches_reference(sample):
     assert r["nc1"] == pytest.approx(ref.nc1(x, yy, c), rel=1e-6, abs=1e-9)
     assert 0 <= r["ncc_accuracy"] <= 1
     assert 0 <= r["nc2_etf_error"] <= 2 + 1e-12
-    assert np.all(np.isfinite(list(r.scalars().values())))
+    # In one dimension the normalised centred means are ±1, so with 3+ classes two directions coincide and
+    # the hyperspherical (GNC2) energies are infinite by definition; everything else stays finite.
+    finite = {k: v for k, v in r.scalars().items() if not (k.startswith("gnc2") and x.shape[1] == 1 and c > 2)}
+    assert np.all(np.isfinite(list(finite.values())))
 
 
 @given(labelled(), st.integers(1, 7))
@@ -56,7 +57,7 @@ def test_chunked_streaming_equals_one_pass(sample, chunk):
     one = ClassStatistics(c).update(x, y)
     many = ClassStatistics(c)
     for lo in range(0, len(x), chunk):
-        many.update(x[lo:lo + chunk], y[lo:lo + chunk])
+        many.update(x[lo : lo + chunk], y[lo : lo + chunk])
     np.testing.assert_allclose(many.scatter.numpy(), one.scatter.numpy(), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(many.means.numpy(), one.means.numpy(), rtol=1e-12, atol=1e-12)
 
@@ -69,8 +70,7 @@ def test_relabelling_classes_permutes_per_class_values(sample, perm):
     a = ncprobe.measure(x, y)
     b = ncprobe.measure(x, perm[y])
     assert b["nc1"] == pytest.approx(a["nc1"], rel=1e-9, abs=1e-12)
-    np.testing.assert_allclose(b.per_class()["variance"].values[perm], a.per_class()["variance"].values,
-                               rtol=1e-9)
+    np.testing.assert_allclose(b.per_class()["variance"].values[perm], a.per_class()["variance"].values, rtol=1e-9)
 
 
 @given(st.integers(1, 5), st.integers(1, 5))

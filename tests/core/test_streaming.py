@@ -10,8 +10,7 @@ import torch.multiprocessing as mp
 
 import ncprobe
 from ncprobe import ClassStatistics, DecisionStatistics, metrics
-
-import reference as ref
+from tests._helpers import reference as ref
 
 
 def _data(seed=0, c=7, d=9, n=600, offset=30.0):
@@ -28,7 +27,7 @@ def test_many_updates_equal_one_pass(backend):
     one = ClassStatistics(7, backend=backend).update(x, y)
     many = ClassStatistics(7, backend=backend)
     for lo in range(0, len(x), 23):
-        many.update(x[lo:lo + 23], y[lo:lo + 23])
+        many.update(x[lo : lo + 23], y[lo : lo + 23])
     for name in ["counts", "means", "class_ss", "scatter", "normalized_sum"]:
         torch.testing.assert_close(getattr(many, name), getattr(one, name), rtol=1e-12, atol=1e-9)
     # Means are exact up to float64 rounding (here: against a float64 numpy pass).
@@ -71,10 +70,10 @@ def test_second_pass_decisions_match_in_memory():
     w = np.random.default_rng(0).normal(size=(7, 9))
     stats = ClassStatistics(7)
     for lo in range(0, len(x), 100):
-        stats.update(x[lo:lo + 100], y[lo:lo + 100])
+        stats.update(x[lo : lo + 100], y[lo : lo + 100])
     dec = DecisionStatistics(stats, classifiers={"classifier": w})
     for lo in range(0, len(x), 64):
-        dec.update(x[lo:lo + 64], y[lo:lo + 64])
+        dec.update(x[lo : lo + 64], y[lo : lo + 64])
     streamed = ncprobe.measure(stats, decisions=dec, classifier=w)
     direct = ncprobe.measure(x, y, classifier=w)
     for name in direct.keys():
@@ -98,7 +97,7 @@ def test_update_errors():
     with pytest.raises(ValueError, match="4 dimensions|dimensions"):
         stats.update(np.zeros((2, 5)), [0, 1])
     with pytest.raises(ValueError, match="NaN"):
-        stats.update(np.array([[0, np.nan, 0, 0.]]), [0])
+        stats.update(np.array([[0, np.nan, 0, 0.0]]), [0])
     with pytest.raises(ValueError, match="cannot merge"):
         stats.merge(ClassStatistics(4).update(np.zeros((1, 4)), [0]))
     with pytest.raises(ValueError, match="empty"):
@@ -137,5 +136,62 @@ def test_streamed_text_classifier_matches_in_memory():
     dec = DecisionStatistics(stats, classifiers={"text": text}).update(x, y)
     streamed = ncprobe.measure(stats, decisions=dec, text_features=text)
     direct = ncprobe.measure(x, y, text_features=text)
-    for name in ["t2i_zero_shot_accuracy", "t2i_ncc_agreement", "nc4_ncc_agreement", "t2i_text_etf_error"]:
+    for name in ["t2i_zero_shot_accuracy", "t2i_ncc_agreement", "t2i_text_etf_error", "t2i_self_duality"]:
         assert streamed[name] == pytest.approx(direct[name], rel=1e-12), name
+
+
+def test_accumulator_protocol_reset_state_and_moments():
+    x, y = _data(11)
+    stats = ClassStatistics(7).update(x, y)
+    dec = DecisionStatistics(stats, classifiers={"w": np.eye(7, 9)}).update(x, y)
+    # load_state_dict into a fresh accumulator equals the original; reset empties it
+    fresh = ClassStatistics(7).load_state_dict(stats.state_dict())
+    for name in ("counts", "means", "class_ss", "scatter", "normalized_sum"):
+        assert torch.equal(getattr(fresh, name), getattr(stats, name))
+    fresh.reset()
+    assert fresh.n_samples == 0 and fresh.dim == 9
+    fresh.update(x, y)
+    assert torch.allclose(fresh.scatter, stats.scatter, rtol=0, atol=0)
+    # a public constructor from moments gives the same report as the accumulator
+    built = ClassStatistics.from_moments(
+        stats.counts, stats.means, stats.class_ss, scatter=stats.scatter, normalized_sum=stats.normalized_sum
+    )
+    assert ncprobe.measure(built).scalars() == ncprobe.measure(stats).scalars()
+    # decisions: reset zeroes the tallies, load_state_dict restores them, other statistics are refused
+    saved = dec.state_dict()
+    dec.reset()
+    assert float(dec.counts.sum()) == 0
+    dec.load_state_dict(saved)
+    assert float(dec.counts.sum()) == len(y)
+    other = ClassStatistics(7).update(x[:-3], y[:-3])
+    with pytest.raises(ValueError, match="different class statistics"):
+        DecisionStatistics(other, classifiers={"w": np.eye(7, 9)}).load_state_dict(saved)
+    with pytest.raises(ValueError, match="state holds 7 classes"):
+        ClassStatistics(5).load_state_dict(stats.state_dict())
+    assert "classifiers=['w']" in repr(dec)
+
+
+def test_measure_uses_decisions_under_any_name_and_refuses_mismatches():
+    x, y = _data(12)
+    w = np.random.default_rng(0).normal(size=(7, 9))
+    stats = ClassStatistics(7).update(x, y)
+    dec = DecisionStatistics(stats, classifiers={"linear": w}).update(x, y)
+    direct = ncprobe.measure(x, y, classifier=w)
+    streamed = ncprobe.measure(stats, decisions=dec)  # classifier found in the decisions
+    for name in ("nc4_ncc_agreement", "classifier_accuracy", "nc3_self_duality", "nc3_duality_gram"):
+        assert streamed[name] == pytest.approx(direct[name], rel=1e-12), name
+    assert streamed.attrs["classifier"] == "decisions:linear"
+    assert ncprobe.measure(stats, decisions=dec, classifier=w)["nc4_ncc_agreement"] == direct["nc4_ncc_agreement"]
+    with pytest.raises(ValueError, match="none of which is the classifier passed"):
+        ncprobe.measure(stats, decisions=dec, classifier=w + 1.0)
+    other = ClassStatistics(7).update(x[::2], y[::2])
+    with pytest.raises(ValueError, match="other class statistics"):
+        ncprobe.measure(other, decisions=dec)
+    two = DecisionStatistics(stats, classifiers={"a": w, "b": 2 * w}).update(x, y)
+    with pytest.raises(ValueError, match="several classifiers"):
+        ncprobe.measure(stats, decisions=two)
+    assert ncprobe.measure(stats, decisions=two, classifier=2 * w)["classifier_accuracy"] == pytest.approx(
+        direct["classifier_accuracy"]
+    )
+    with pytest.raises(TypeError, match="mapping"):
+        DecisionStatistics(stats, classifiers=[w])

@@ -212,9 +212,7 @@ def test_cache_content_is_what_gets_loaded(fake, data_root):
     again = load_dataset("pets", data_root, num_shots=2, seed=1)
     assert again.train == tampered
     # a cache recorded with other settings is stale and gets resampled
-    save_fewshot_cache(
-        ds.fewshot_cache, tampered, ds.val, num_shots=2, seed=1, repeat=True, dataset_dir=ds.dataset_dir
-    )
+    save_fewshot_cache(ds.fewshot_cache, tampered, ds.val, num_shots=2, seed=1, repeat=True, dataset_dir=ds.dataset_dir)
     fresh = load_dataset("pets", data_root, num_shots=2, seed=1)
     assert fresh.train == ds.train
 

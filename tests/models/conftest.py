@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models_helpers import CUSTOM_TEXT_CFG, NATIVE_CFG, minilm_cfg
-
 from ncprobe.models import load_clip
+from tests._helpers.models import CUSTOM_TEXT_CFG, NATIVE_CFG, minilm_cfg
 
 
 def _load(name: str, cfg: dict, seed: int = 0):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from models_helpers import CLASSNAMES
 
 from ncprobe.models import CoCoOpPromptLearner, CoOpPromptLearner, PromptedCLIP
+from tests._helpers.models import CLASSNAMES
 
 
 def test_meta_net_architecture(native_bundle):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from models_helpers import CLASSNAMES, prompts_for, reference_text_features
 
 from ncprobe.models import CoOpPromptLearner, PromptedCLIP, build_prompt_learner
 from ncprobe.models.prompt_learners import tokenizer_layout
+from tests._helpers.models import CLASSNAMES, prompts_for, reference_text_features
 
 
 def _text_features(bundle, learner):
@@ -51,9 +51,7 @@ def test_tokenizer_layouts(native_bundle, hf_bundle):
     [("front", "{} a photo of a."), ("middle", "a photo {} of a."), ("end", "a photo of a {}.")],
 )
 def test_class_token_positions(any_bundle, position, template):
-    learner = CoOpPromptLearner(
-        any_bundle, CLASSNAMES, ctx_init="a photo of a", class_token_position=position
-    )
+    learner = CoOpPromptLearner(any_bundle, CLASSNAMES, ctx_init="a photo of a", class_token_position=position)
     sentences = prompts_for(CLASSNAMES, template)
     ids = any_bundle.tokenizer(sentences)
     with torch.no_grad():
@@ -115,9 +113,7 @@ def test_invalid_options(native_bundle):
     with pytest.raises(ValueError, match="class_token_position"):
         CoOpPromptLearner(native_bundle, CLASSNAMES, class_token_position="left")
     with pytest.raises(ValueError, match="n_ctx"):
-        CoOpPromptLearner(
-            native_bundle, CLASSNAMES, n_ctx=2, ctx_init="a photo of a", class_token_position="front"
-        )
+        CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=2, ctx_init="a photo of a", class_token_position="front")
     with pytest.raises(ValueError, match="empty"):
         CoOpPromptLearner(native_bundle, [])
     with pytest.raises(ValueError, match="unknown prompt method"):

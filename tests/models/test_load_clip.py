@@ -8,7 +8,6 @@ import warnings
 import open_clip
 import pytest
 import torch
-from models_helpers import NATIVE_CFG
 
 from ncprobe.models import (
     PRECISIONS,
@@ -18,6 +17,7 @@ from ncprobe.models import (
     load_clip,
     register_model_config,
 )
+from tests._helpers.models import NATIVE_CFG
 
 
 def test_random_init_bundle(native_bundle):
@@ -127,9 +127,8 @@ def test_bf16_precision_and_autocast():
 
 def test_fp16_as_in_dassl(images):
     """fp16 CLIP with fp16 prompts (Dassl's PREC: fp16): exact prompt reproduction, finite gradients."""
-    from models_helpers import CLASSNAMES, minilm_cfg, prompts_for
-
     from ncprobe.models import CoOpPromptLearner, MaPLePromptLearner, PromptedCLIP
+    from tests._helpers.models import CLASSNAMES, minilm_cfg, prompts_for
 
     bundle = load_clip("ncprobe-test-native", model_cfg=NATIVE_CFG, precision="fp16")
     coop = CoOpPromptLearner(bundle, CLASSNAMES, ctx_init="a photo of a")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from models_helpers import CLASSNAMES, prompts_for, reference_text_features
 
 from ncprobe.models import (
     CoOpPromptLearner,
@@ -13,6 +12,7 @@ from ncprobe.models import (
     PromptedCLIP,
     encode_image_with_prompts,
 )
+from tests._helpers.models import CLASSNAMES, prompts_for, reference_text_features
 
 
 def _capture_inputs(modules):
@@ -124,9 +124,7 @@ def test_sentences_through_deep_prompted_encoder(any_bundle):
     ref = reference_text_features(any_bundle, sentences)
     shallow = PromptedCLIP(any_bundle, MaPLePromptLearner(any_bundle, CLASSNAMES, prompt_depth=1))
     with torch.no_grad():
-        torch.testing.assert_close(
-            shallow.encode_sentences(sentences, normalize=False), ref, rtol=1e-5, atol=1e-6
-        )
+        torch.testing.assert_close(shallow.encode_sentences(sentences, normalize=False), ref, rtol=1e-5, atol=1e-6)
     deep = PromptedCLIP(any_bundle, MaPLePromptLearner(any_bundle, CLASSNAMES, prompt_depth=2))
     feats = deep.encode_sentences(sentences)
     assert feats.shape == (2, 32) and not torch.allclose(feats, torch.nn.functional.normalize(ref, dim=-1))
@@ -136,9 +134,7 @@ def test_sentences_through_deep_prompted_encoder(any_bundle):
 
 
 def test_ivlp_structure_and_independence(native_bundle, images):
-    learner = IVLPPromptLearner(
-        native_bundle, CLASSNAMES, n_ctx_text=2, n_ctx_vision=3, text_depth=2, vision_depth=2
-    )
+    learner = IVLPPromptLearner(native_bundle, CLASSNAMES, n_ctx_text=2, n_ctx_vision=3, text_depth=2, vision_depth=2)
     shallow, deep = learner.vision_prompts()
     assert shallow.shape == (3, 48) and len(deep) == 1 and deep[0].shape == (3, 48)
     assert len(learner.deep_text_prompts()) == 1 and learner.deep_text_prompts()[0].shape == (2, 64)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from models_helpers import CLASSNAMES, NOVEL_CLASSNAMES
 
 from ncprobe.models import (
     CoCoOpPromptLearner,
@@ -13,6 +12,7 @@ from ncprobe.models import (
     MaPLePromptLearner,
     PromptedCLIP,
 )
+from tests._helpers.models import CLASSNAMES, NOVEL_CLASSNAMES
 
 
 def _perturb(learner):
@@ -96,7 +96,4 @@ def test_deepcopy_shares_the_clip_model(native_bundle):
     with torch.no_grad():
         clone.ctx.add_(1.0)
     assert not torch.equal(clone.ctx, learner.ctx)
-    assert (
-        torch.equal(clone.token_prefix, learner.token_prefix)
-        and clone.token_prefix is not learner.token_prefix
-    )
+    assert torch.equal(clone.token_prefix, learner.token_prefix) and clone.token_prefix is not learner.token_prefix

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from models_helpers import CLASSNAMES, NATIVE_CFG
 
 from ncprobe.models import (
     CLIPBundle,
@@ -19,6 +18,7 @@ from ncprobe.models import (
     build_prompt_learner,
     load_clip,
 )
+from tests._helpers.models import CLASSNAMES, NATIVE_CFG
 
 LEARNERS = {
     "coop": dict(n_ctx=4),
@@ -53,9 +53,7 @@ def test_logit_bias_is_added(custom_text_bundle, images):
     model = PromptedCLIP(custom_text_bundle, CoOpPromptLearner(custom_text_bundle, CLASSNAMES, n_ctx=4))
     with torch.no_grad():
         out = model(images)
-    expected = (
-        out.logit_scale * out.image_features @ out.text_features.t() + custom_text_bundle.model.logit_bias
-    )
+    expected = out.logit_scale * out.image_features @ out.text_features.t() + custom_text_bundle.model.logit_bias
     torch.testing.assert_close(out.logits, expected)
     assert custom_text_bundle.model.logit_bias.item() == -10.0
 

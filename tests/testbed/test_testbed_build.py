@@ -10,7 +10,7 @@ import torch
 
 from ncprobe.testbed import build as tb
 from ncprobe.testbed import model as tm
-from ncprobe.testbed import train as tt
+from ncprobe.testbed import pretraining as tt
 from ncprobe.testbed.__main__ import main
 
 
@@ -44,9 +44,7 @@ def test_text_tower_is_pretrained_minilm(fast_bundle):
     """MiniLM puts two garments closer together than a garment and a digit; a random BERT would not."""
     tok, model = fast_bundle.tokenizer, fast_bundle.model
     with torch.no_grad():
-        e = torch.nn.functional.normalize(
-            model.encode_text(tok(["a shirt", "a t-shirt", "a digit seven"])), dim=-1
-        )
+        e = torch.nn.functional.normalize(model.encode_text(tok(["a shirt", "a t-shirt", "a digit seven"])), dim=-1)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
 
 

@@ -40,9 +40,7 @@ PROMPT_LEARNERS: dict[str, type[PromptLearner]] = {
 }
 
 
-def build_prompt_learner(
-    method: str, bundle: CLIPBundle, classnames: Sequence[str], **options
-) -> PromptLearner:
+def build_prompt_learner(method: str, bundle: CLIPBundle, classnames: Sequence[str], **options) -> PromptLearner:
     """Create a prompt learner by method name (``"coop"``, ``"cocoop"``, ``"maple"``, ``"ivlp"``).
 
     ``options`` are the keyword arguments of the learner class (e.g. ``n_ctx``, ``ctx_init``,

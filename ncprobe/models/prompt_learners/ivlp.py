@@ -76,10 +76,7 @@ class IVLPPromptLearner(PromptLearner):
         width = self.backbone.width
         self.text_depth, self.vision_depth = text_depth, vision_depth
         self.deep_text_ctx = nn.ParameterList(
-            [
-                nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator))
-                for _ in range(text_depth - 1)
-            ]
+            [nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator)) for _ in range(text_depth - 1)]
         )
         self.vision_ctx: nn.Parameter | None = None
         self.deep_vision_ctx = nn.ParameterList()
@@ -89,9 +86,7 @@ class IVLPPromptLearner(PromptLearner):
             visual = bundle.model.visual
             v_width = vision_width(visual)
             if vision_depth > vision_num_layers(visual):
-                raise ValueError(
-                    f"vision_depth={vision_depth} exceeds the {vision_num_layers(visual)} vision layers"
-                )
+                raise ValueError(f"vision_depth={vision_depth} exceeds the {vision_num_layers(visual)} vision layers")
             self.vision_ctx = nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator))
             self.deep_vision_ctx.extend(
                 nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator))

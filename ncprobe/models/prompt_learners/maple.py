@@ -75,16 +75,11 @@ class MaPLePromptLearner(PromptLearner):
             raise ValueError("MaPLe needs prompt_depth >= 1")
         super().__init__(bundle, classnames, n_ctx=n_ctx, ctx_init=ctx_init, generator=generator)
         if prompt_depth > self.backbone.num_layers:
-            raise ValueError(
-                f"prompt_depth={prompt_depth} exceeds the {self.backbone.num_layers} text layers"
-            )
+            raise ValueError(f"prompt_depth={prompt_depth} exceeds the {self.backbone.num_layers} text layers")
         self.prompt_depth = prompt_depth
         width, device, dtype = self.backbone.width, self.backbone.device, self.backbone.dtype
         self.compound_prompts_text = nn.ParameterList(
-            [
-                nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator))
-                for _ in range(prompt_depth - 1)
-            ]
+            [nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator)) for _ in range(prompt_depth - 1)]
         )
         self.proj: nn.Linear | None = None
         self.compound_prompt_projections: nn.ModuleList | None = None
@@ -92,17 +87,13 @@ class MaPLePromptLearner(PromptLearner):
             visual = bundle.model.visual
             v_width = vision_width(visual)
             if prompt_depth > vision_num_layers(visual):
-                raise ValueError(
-                    f"prompt_depth={prompt_depth} exceeds the {vision_num_layers(visual)} vision layers"
-                )
+                raise ValueError(f"prompt_depth={prompt_depth} exceeds the {vision_num_layers(visual)} vision layers")
             self.proj = nn.Linear(width, v_width).to(device=device, dtype=dtype)
             single = nn.Linear(width, v_width)
             self.compound_prompt_projections = nn.ModuleList(
                 [copy.deepcopy(single) for _ in range(prompt_depth - 1)]
             ).to(device=device, dtype=dtype)
-        self._config = dict(
-            n_ctx=n_ctx, ctx_init=ctx_init, prompt_depth=prompt_depth, vision_prompts=vision_prompts
-        )
+        self._config = dict(n_ctx=n_ctx, ctx_init=ctx_init, prompt_depth=prompt_depth, vision_prompts=vision_prompts)
 
     @property
     def uses_vision_prompts(self) -> bool:

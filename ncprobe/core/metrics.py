@@ -20,72 +20,39 @@ Classes without samples (possible in a streamed :class:`ClassStatistics`) are le
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from .compute import compute_statistics
-from .etf import etf_structure_error
+from ._validation import check_nonnegative
+from .geometry import etf_gram_distance, etf_structure_error, self_duality_distance
+from .inmemory import as_geometry, compute_statistics
+from .prepared import SingletonClassWarning, as_embeddings
 from .statistics import ClassStatistics
 
 __all__ = [
-    "SingletonClassWarning", "nc1", "nc1_quotient", "cdnv", "cdnv_pairs", "class_variances",
-    "nc2_equinorm", "nc2_equiangularity", "nc2_max_angle", "nc2_max_cosine", "nc2_etf_error", "nc2_values",
+    "SingletonClassWarning",
+    "nc1",
+    "nc1_quotient",
+    "cdnv",
+    "cdnv_pairs",
+    "class_variances",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_max_angle",
+    "nc2_max_cosine",
+    "nc2_etf_error",
+    "nc2_values",
     "mean_over_pairs",
-    "class_mean_norms", "nc3_self_duality", "nc3_duality_gram", "nc4_ncc_agreement", "ncc_accuracy",
+    "class_mean_norms",
+    "nc3_self_duality",
+    "nc3_duality_gram",
+    "nc4_ncc_agreement",
+    "ncc_accuracy",
     "default_pinv_rtol",
+    "vci",
 ]
-
-
-class SingletonClassWarning(UserWarning):
-    """A class has one sample, so it is left out of a within-class variability metric."""
-
-
-def _stats(features: Any, labels: Any, **kw) -> ClassStatistics:
-    if isinstance(features, ClassStatistics):
-        if labels is not None:
-            raise TypeError("pass labels only with raw features, not with ClassStatistics")
-        features._require_data()
-        return features
-    if labels is None:
-        raise TypeError("labels are required when features are not ClassStatistics")
-    stats, _ = compute_statistics(features, labels, **kw)
-    return stats
-
-
-def _present(stats: ClassStatistics) -> torch.Tensor:
-    present = stats.counts > 0
-    if int(present.sum()) < 2:
-        raise ValueError(f"need at least 2 classes with samples, got {int(present.sum())}")
-    return present
-
-
-def _variability_classes(stats: ClassStatistics, metric: str) -> torch.Tensor:
-    """Classes with ≥ 2 samples; warn about (and drop) singletons."""
-    present = _present(stats)
-    single = stats.counts == 1
-    if bool(single.any()):
-        ids = stats.class_ids[single.cpu().numpy()].tolist()
-        warnings.warn(f"{metric}: classes {ids} have a single sample and are excluded", SingletonClassWarning,
-                      stacklevel=3)
-    valid = present & ~single
-    if int(valid.sum()) < 2:
-        raise ValueError(f"{metric} needs at least 2 classes with 2 or more samples each, got {int(valid.sum())}")
-    return valid
-
-
-def _centered_means(stats: ClassStatistics, mask: torch.Tensor) -> torch.Tensor:
-    """M̃ for the classes in ``mask``; an error when the class means coincide (Σ_B = 0 to rounding)."""
-    m = stats.means[mask]
-    mt = m - m.mean(0)
-    spread = float(mt.norm())
-    scale = float(m.norm(dim=1).max()) + float(stats.class_ss[mask].sum() / stats.counts[mask].sum()) ** 0.5
-    if spread <= 1e-10 * max(scale, 1e-300) * len(m) ** 0.5:
-        raise ValueError(f"the class means coincide (between-class spread {spread:.3g} against a feature scale "
-                         f"of {scale:.3g}): NC metrics relative to Σ_B are undefined")
-    return mt
 
 
 def default_pinv_rtol(num_classes: int, dim: int) -> float:
@@ -109,7 +76,8 @@ def nc1(features: Any, labels: Any = None, *, pinv_rtol: float | None = None, **
     Parameters
     ----------
     features, labels:
-        (N, D) features and (N,) labels, or a :class:`ClassStatistics` (with its scatter).
+        (N, D) features and (N,) labels, or a :class:`ClassStatistics` (with its scatter) or a
+        :class:`~ncprobe.core.prepared.ClassGeometry`.
     pinv_rtol:
         Relative eigenvalue tolerance of the pseudo-inverse.
 
@@ -126,12 +94,15 @@ def nc1(features: Any, labels: Any = None, *, pinv_rtol: float | None = None, **
     >>> nc1(x, y) < 0.05      # unit noise against well separated means
     True
     """
-    stats = _stats(features, labels, **kw)
-    valid = _variability_classes(stats, "nc1")
+    geom = as_geometry(features, labels, **kw)
+    stats = geom.stats
+    if stats.scatter is None and stats.projected_scatter is None:
+        raise ValueError("nc1 needs the within-class scatter: use ClassStatistics(track_scatter=True)")
+    valid = geom.variability_classes("nc1")
     c, d = int(valid.sum()), stats.dim
     n = stats.counts[valid].sum()
-    mt = _centered_means(stats, valid)
-    rtol = default_pinv_rtol(c, d) if pinv_rtol is None else float(pinv_rtol)
+    mt = geom.centered_means_of(valid)
+    rtol = default_pinv_rtol(c, d) if pinv_rtol is None else check_nonnegative(pinv_rtol, name="pinv_rtol")
     if stats.scatter is not None and d < c:
         sigma_b = mt.T @ mt / c
         evals, evecs = torch.linalg.eigh(sigma_b)
@@ -142,8 +113,6 @@ def nc1(features: Any, labels: Any = None, *, pinv_rtol: float | None = None, **
     if stats.scatter is not None:
         k = mt @ stats.scatter @ mt.T
     else:
-        if stats.projected_scatter is None:
-            raise ValueError("nc1 needs the within-class scatter: use ClassStatistics(track_scatter=True)")
         k = _restrict_projected(stats, valid)
     g = mt @ mt.T
     evals, evecs = torch.linalg.eigh(g)
@@ -177,17 +146,18 @@ def nc1_quotient(features: Any, labels: Any = None, **kw) -> float:
     >>> nc1_quotient(x, y)   # tr Σ_W = 1, tr Σ_B = 4
     0.25
     """
-    stats = _stats(features, labels, **kw)
-    valid = _variability_classes(stats, "nc1_quotient")
+    geom = as_geometry(features, labels, **kw)
+    stats = geom.stats
+    valid = geom.variability_classes("nc1_quotient")
     tr_w = stats.class_ss[valid].sum() / stats.counts[valid].sum()
-    mt = _centered_means(stats, valid)
+    mt = geom.centered_means_of(valid)
     tr_b = (mt * mt).sum() / int(valid.sum())
     return float(tr_w / tr_b)
 
 
 def class_variances(features: Any, labels: Any = None, **kw) -> np.ndarray:
     """Per-class total variance Var_k = (1/n_k) Σ_{i∈k} ‖h_i − μ_k‖² (NaN for classes with < 2 samples)."""
-    stats = _stats(features, labels, **kw)
+    stats = as_geometry(features, labels, **kw).stats
     var = stats.class_variances.cpu().numpy().copy()
     var[(stats.counts < 2).cpu().numpy()] = np.nan
     return var
@@ -200,8 +170,9 @@ def cdnv_pairs(features: Any, labels: Any = None, **kw) -> np.ndarray:
 
     Returns a (C, C) symmetric array with NaN on the diagonal and for classes with < 2 samples.
     """
-    stats = _stats(features, labels, **kw)
-    valid = _variability_classes(stats, "cdnv")
+    geom = as_geometry(features, labels, **kw)
+    stats = geom.stats
+    valid = geom.variability_classes("cdnv")
     var = stats.class_variances
     diff = torch.cdist(stats.means, stats.means).pow(2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -230,39 +201,70 @@ def mean_over_pairs(pairs: np.ndarray) -> float:
     return float(np.nanmean(pairs[iu]))
 
 
+def vci(features: Any, labels: Any = None, *, pinv_rtol: float | None = None, **kw) -> float:
+    r"""Variability collapse index ``1 − tr(Σ_T^† Σ_B^n) / rank(Σ_B^n)`` (Xu & Liu, ICML 2023).
+
+    Σ_B^n = Σ_k (n_k/N)(μ_k − μ̄)(μ_k − μ̄)ᵀ is the *sample-weighted* between-class covariance (μ̄ the sample
+    mean) and Σ_T = Σ_W + Σ_B^n the total covariance, as in the paper, so that the index is invariant to any
+    invertible linear map of the features (on balanced data Σ_B^n equals the Σ_B of :func:`nc1`). In [0, 1]:
+    0 when Σ_W = 0. Pseudo-inverse and rank use eigenvalue cut-offs ``pinv_rtol``·λ_max (default
+    ``max(C, D)·eps``). Needs the full D×D scatter (``measure(..., scatter="full")`` or streamed statistics).
+
+    With isotropic Σ_W = σ²I and Σ_B^n eigenvalues λ_j (rank r): ``1 − (1/r) Σ_j λ_j/(σ² + λ_j)``.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat(np.arange(3), 500); x = 10 * np.eye(3, 4)[y] + rng.normal(size=(1500, 4))
+    >>> 0 < vci(x, y, scatter="full") < 0.05
+    True
+    """
+    geom = as_geometry(features, labels, **kw)
+    stats = geom.stats
+    if stats.scatter is None:
+        raise ValueError(
+            "vci needs the full within-class scatter: pass scatter='full' (in-memory) or stream "
+            "with ClassStatistics(track_scatter=True)"
+        )
+    present = geom.present
+    counts = stats.counts[present]
+    n = counts.sum()
+    means = stats.means[present]
+    centred = means - (counts[:, None] * means).sum(0) / n
+    b = centred * (counts / n).sqrt()[:, None]
+    sigma_b = b.T @ b
+    sigma_t = stats.scatter / n + sigma_b
+    d = stats.dim
+    rtol = default_pinv_rtol(len(counts), d) if pinv_rtol is None else check_nonnegative(pinv_rtol, name="pinv_rtol")
+    evals_b = torch.linalg.eigvalsh(b @ b.T)
+    rank = int((evals_b > rtol * evals_b.max()).sum())
+    evals, evecs = torch.linalg.eigh(sigma_t)
+    keep = evals > rtol * evals.max()
+    u = evecs[:, keep]
+    bu = b @ u
+    return float(1.0 - ((bu * bu).sum(0) / evals[keep]).sum() / rank)
+
+
 # ------------------------------------------------------------------------------------------- NC2
-def _norms_and_cosines(stats: ClassStatistics):
-    present = _present(stats)
-    mt = _centered_means(stats, present)
-    norms = mt.norm(dim=1)
-    unit = mt / norms.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
-    cos = unit @ unit.T
-    c = mt.shape[0]
-    off = ~torch.eye(c, dtype=torch.bool, device=cos.device)
-    return present, mt, norms, cos[off], c
-
-
 def nc2_values(features: Any, labels: Any = None, **kw) -> dict[str, float]:
     """All NC2 scalars from one computation of the centred means' norms and cosines:
     ``nc2_equinorm``, ``nc2_equiangularity``, ``nc2_max_angle``, ``nc2_max_cosine``, ``nc2_etf_error``
     (each defined in the function of that name)."""
-    _, mt, norms, cos, c = _norms_and_cosines(_stats(features, labels, **kw))
+    geom = as_geometry(features, labels, **kw)
+    norms, cos, c = geom.mean_norms, geom.off_diagonal_cosines, geom.num_present
+    mt = geom.centered_means
     return {
         "nc2_equinorm": float(norms.std(correction=0) / norms.mean()),
         "nc2_equiangularity": float(cos.std(correction=0)),
         "nc2_max_angle": float((cos + 1.0 / (c - 1)).abs().mean()),
         "nc2_max_cosine": float(cos.max()),
-        "nc2_etf_error": etf_structure_error(mt @ mt.T),
+        "nc2_etf_error": float(etf_gram_distance(mt @ mt.T)),
     }
 
 
 def class_mean_norms(features: Any, labels: Any = None, **kw) -> np.ndarray:
     """Per-class norms ‖μ_k − μ_G‖ of the centred class means (NaN for classes without samples)."""
-    stats = _stats(features, labels, **kw)
-    present, _, norms, _, _ = _norms_and_cosines(stats)
-    out = np.full(stats.num_classes, np.nan)
-    out[present.cpu().numpy()] = norms.cpu().numpy()
-    return out
+    geom = as_geometry(features, labels, **kw)
+    return geom.scatter_per_present(geom.mean_norms)
 
 
 def nc2_equinorm(features: Any, labels: Any = None, **kw) -> float:
@@ -301,25 +303,21 @@ def nc2_etf_error(features: Any, labels: Any = None, **kw) -> float:
 
 
 # ------------------------------------------------------------------------------------------- NC3
-def _classifier(w: Any, stats: ClassStatistics) -> torch.Tensor:
-    """W as float64 on the statistics' device, with the shape checks of the NC4 classifiers."""
-    from .decisions import prepare_classifiers
-
-    return prepare_classifiers({"classifier": w}, num_classes=stats.num_classes, dim=stats.dim,
-                               device=stats.device)["classifier"][0]
+def _classifier_and_means(classifier: Any, features: Any, labels: Any, kw: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    geom = as_geometry(features, labels, **kw)
+    w = as_embeddings(classifier, geom, role="classifier").weights[geom.present]
+    return w, geom.centered_means
 
 
 def nc3_self_duality(classifier: Any, features: Any, labels: Any = None, **kw) -> float:
     r"""NC3 self-duality ``‖ W/‖W‖_F − M̃/‖M̃‖_F ‖_F²`` (Papyan et al. 2020, Fig. 5).
 
-    ``classifier`` is W (C×D), one row per class (for a CLIP model: the class text embeddings).
-    0 when the classifier is a positive multiple of the centred class means; at most 4.
+    ``classifier`` is W (C×D), ``(W, b)`` or an ``nn.Linear``, one row per class (for a CLIP model: the
+    class text embeddings). 0 when the classifier is a positive multiple of the centred class means; at
+    most 4. Kernel: :func:`ncprobe.core.geometry.self_duality_distance`.
     """
-    stats = _stats(features, labels, **kw)
-    present = _present(stats)
-    w = _classifier(classifier, stats)[present]
-    mt = _centered_means(stats, present)
-    return float(((w / w.norm()) - (mt / mt.norm())).pow(2).sum())
+    w, mt = _classifier_and_means(classifier, features, labels, kw)
+    return float(self_duality_distance(w, mt))
 
 
 def nc3_duality_gram(classifier: Any, features: Any, labels: Any = None, **kw) -> float:
@@ -328,18 +326,17 @@ def nc3_duality_gram(classifier: Any, features: Any, labels: Any = None, **kw) -
     Source: ``alignment_error`` / ``self_duality_error`` of rhubarbwu/neural-collapse. Invariant to a
     rotation applied to both W and the features, and to scaling either; 0 when W ∝ M̃ and M̃ is an ETF.
     """
-    stats = _stats(features, labels, **kw)
-    present = _present(stats)
-    w = _classifier(classifier, stats)[present]
-    mt = _centered_means(stats, present)
+    w, mt = _classifier_and_means(classifier, features, labels, kw)
     return etf_structure_error(w @ mt.T)
 
 
 # ------------------------------------------------------------------------------------------- NC4
 def _decisions(features: Any, labels: Any, classifier: Any, kw: dict):
     if isinstance(features, ClassStatistics):
-        raise TypeError("NC4 needs the samples (a second pass): pass features and labels, or use "
-                        "DecisionStatistics for streamed data")
+        raise TypeError(
+            "NC4 needs the samples (a second pass): pass features and labels, or use "
+            "DecisionStatistics for streamed data"
+        )
     classifiers = {"classifier": classifier} if classifier is not None else None
     _, dec = compute_statistics(features, labels, classifiers=classifiers, **kw)
     return dec

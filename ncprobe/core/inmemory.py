@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from ._validation import check_features, encode_labels, resolve_device
 from .decisions import DecisionStatistics
-from .statistics import ClassStatistics, _compute_dtype, class_sums, pick_backend, residuals
+from .prepared import ClassGeometry
+from .statistics import ClassStatistics, class_sums, compute_dtype, pick_backend, residuals
 
-__all__ = ["compute_statistics"]
+__all__ = ["compute_statistics", "as_geometry"]
 
 _CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 26}  # rows × D per chunk: 32 MiB / 512 MiB of float64
 
@@ -35,11 +36,21 @@ def _chunks(n: int, rows: int):
         yield start, min(n, start + rows)
 
 
-def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, Any] | None = None,
-                       num_classes: int | None = None, precision: str = "float64", backend: str = "auto",
-                       scatter: Literal["auto", "full", "projected"] = "auto", device: Any = None,
-                       chunk_rows: int | None = None, progress: bool = False,
-                       min_classes: int = 2) -> tuple[ClassStatistics, DecisionStatistics]:
+def compute_statistics(
+    features: Any,
+    labels: Any,
+    *,
+    classifiers: Mapping[str, Any] | None = None,
+    text_features: Any = None,
+    num_classes: int | None = None,
+    precision: str = "float64",
+    backend: str = "auto",
+    scatter: Literal["auto", "full", "projected"] = "auto",
+    device: Any = None,
+    chunk_rows: int | None = None,
+    progress: bool = False,
+    min_classes: int = 2,
+) -> tuple[ClassStatistics, DecisionStatistics]:
     """Class statistics and NC4 decision tallies of in-memory features in two reads.
 
     Parameters
@@ -50,7 +61,12 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         (N,) integer labels. Without ``num_classes`` they are mapped to ``0..C-1`` (sorted unique
         values; the originals become ``class_ids``).
     classifiers:
-        ``{name: W}`` or ``{name: (W, b)}``, W of shape (C, D), for NC4.
+        ``{name: W}``, ``{name: (W, b)}`` or ``{name: nn.Linear}``, W of shape (C, D), for NC4.
+    text_features:
+        (C, D) class text embeddings, decided by cosine (the CLIP zero-shot rule) under the name ``"text"``.
+    num_classes:
+        Use labels as class indices ``0..num_classes-1`` directly: classes without samples keep their
+        place (so the class order still matches ``text_features`` rows on an evaluation subset).
     precision:
         ``"float64"`` (default) or ``"float32"`` rounding of the centred residual products.
     backend:
@@ -71,10 +87,9 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
     # Finiteness is checked on the float64 class sums of the first read (NaN/inf propagate into them),
     # which saves a separate pass over the data; only then are the rows searched for the message.
     x = check_features(features, device=dev, check_finite=False)
-    enc = encode_labels(labels, n_samples=x.shape[0], num_classes=num_classes, device=dev,
-                        min_classes=min_classes)
+    enc = encode_labels(labels, n_samples=x.shape[0], num_classes=num_classes, device=dev, min_classes=min_classes)
     c, (n, d) = enc.num_classes, x.shape
-    dtype = _compute_dtype(precision)
+    dtype = compute_dtype(precision)
     be = pick_backend(backend, x)
     codes = enc.codes.cpu() if be == "numba" else enc.codes
     rows = chunk_rows or max(256, _CHUNK_ELEMENTS.get(dev.type, 1 << 22) // d)
@@ -95,10 +110,17 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         check_features(x)  # raises, naming the rows with NaN/inf
         raise ValueError("features are too large to accumulate in float64 (a class sum overflows)")
 
-    stats = ClassStatistics(c, d, device=dev, precision=precision, backend=backend, class_ids=enc.class_ids,
-                            track_scatter=False)
-    stats.counts, stats.means, stats.normalized_sum = counts, sums / counts.clamp_min(1)[:, None], nsum
-    dec = DecisionStatistics(stats, classifiers=classifiers, precision=precision)
+    means = sums / counts.clamp_min(1)[:, None]
+    first = ClassStatistics.from_moments(
+        counts,
+        means,
+        torch.zeros_like(counts),
+        normalized_sum=nsum,
+        class_ids=enc.class_ids,
+        precision=precision,
+        backend=backend,
+    )
+    dec = DecisionStatistics(first, classifiers=classifiers, text_features=text_features, precision=precision)
     projected = scatter == "projected" or (scatter == "auto" and c < d)
     if scatter not in ("auto", "full", "projected"):
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
@@ -107,7 +129,7 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
     centered32 = dec.tables.centered.float()
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
     acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
-    means_for_residuals = stats.means if be != "numba" else stats.means.cpu()
+    means_for_residuals = means if be != "numba" else means.cpu()
     for lo, hi in chunks:
         r, row_ss = residuals(x[lo:hi], codes[lo:hi], means_for_residuals, dtype, be)
         r, row_ss = r.to(dev), row_ss.to(dev)
@@ -125,10 +147,30 @@ def compute_statistics(features: Any, labels: Any, *, classifiers: Mapping[str, 
         bar.update()
     bar.close()
 
-    stats.class_ss = class_ss
-    if projected:
-        stats.projected_scatter = acc
-    else:
-        stats.scatter = acc
-        stats.track_scatter = True
+    stats = ClassStatistics.from_moments(
+        counts,
+        means,
+        class_ss,
+        normalized_sum=nsum,
+        class_ids=enc.class_ids,
+        precision=precision,
+        backend=backend,
+        scatter=None if projected else acc,
+        projected_scatter=acc if projected else None,
+    )
     return stats, dec
+
+
+def as_geometry(features: Any, labels: Any = None, **kw: Any) -> ClassGeometry:
+    """A :class:`~ncprobe.core.prepared.ClassGeometry` from ``(features, labels)`` (through
+    :func:`compute_statistics`, options ``kw``), a :class:`ClassStatistics`, or a geometry (returned as is)."""
+    if isinstance(features, (ClassGeometry, ClassStatistics)):
+        if labels is not None:
+            raise TypeError("pass labels only with raw features, not with ClassStatistics")
+        if kw:
+            raise TypeError(f"options {sorted(kw)} apply only to raw features")
+        return features if isinstance(features, ClassGeometry) else ClassGeometry(features)
+    if labels is None:
+        raise TypeError("labels are required when features are not ClassStatistics")
+    stats, _ = compute_statistics(features, labels, **kw)
+    return ClassGeometry(stats)

@@ -23,7 +23,7 @@ from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec, apply_imbalan
 from ncprobe.data.items import Item, class_counts, classnames_from_splits
 from ncprobe.data.templates import format_prompts
 
-__all__ = ["ValMode", "RawSplits", "BenchmarkDataset", "build_benchmark"]
+__all__ = ["ValMode", "RawSplits", "PreparedDataset", "prepare_dataset"]
 
 #: How a dataset's validation split is formed: its own split sampled with ``min(K, 4)`` shots
 #: (``"separate"``), the test split itself (``"test"``, ImageNet), or absent (``"none"``, the
@@ -56,7 +56,7 @@ class RawSplits:
 
 
 @dataclass(frozen=True)
-class BenchmarkDataset:
+class PreparedDataset:
     """A dataset ready for prompt tuning: item lists, class names in label order, and its template.
 
     Attributes
@@ -121,7 +121,7 @@ class BenchmarkDataset:
         return class_counts(getattr(self, split), self.num_classes)
 
 
-def build_benchmark(
+def prepare_dataset(
     raw: RawSplits,
     *,
     name: str,
@@ -134,7 +134,7 @@ def build_benchmark(
     repeat: bool = False,
     fewshot_dir: str | Path | None = None,
     use_cache: bool = True,
-) -> BenchmarkDataset:
+) -> PreparedDataset:
     """Run the CoOp pipeline (module docstring) on a reader's output.
 
     Parameters
@@ -157,7 +157,7 @@ def build_benchmark(
 
     Returns
     -------
-    BenchmarkDataset
+    PreparedDataset
 
     Raises
     ------
@@ -198,7 +198,7 @@ def build_benchmark(
         )
         train = result.items
     classnames = classnames_from_splits({"train": train, "val": val, "test": test}, source=raw.source)
-    return BenchmarkDataset(
+    return PreparedDataset(
         name=name,
         dataset_dir=Path(dataset_dir),
         train=train,

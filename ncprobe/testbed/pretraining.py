@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ncprobe.features import extract_features, text_features
 from ncprobe.models.bundle import CLIPBundle
+from ncprobe.models.features import extract_features, text_features
 from ncprobe.testbed.benchmark import TEMPLATE, EmbeddedBenchmark
 from ncprobe.testbed.model import ArchConfig
 

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 
 from . import _numba_kernels
-from ._validation import check_features, encode_labels
+from ._validation import check_count, check_features, encode_labels
 
-__all__ = ["ClassStatistics"]
+__all__ = ["ClassStatistics", "compute_dtype", "pick_backend", "class_sums", "residuals"]
 
 Precision = Literal["float64", "float32"]
 Backend = Literal["auto", "torch", "numba"]
 
 
-def _compute_dtype(precision: str) -> torch.dtype:
+def compute_dtype(precision: str) -> torch.dtype:
     if precision == "float64":
         return torch.float64
     if precision == "float32":
@@ -77,8 +77,9 @@ def class_sums(x: torch.Tensor, codes: torch.Tensor, num_classes: int, backend: 
     return counts, sums, nsum
 
 
-def residuals(x: torch.Tensor, codes: torch.Tensor, means: torch.Tensor, dtype: torch.dtype,
-              backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+def residuals(
+    x: torch.Tensor, codes: torch.Tensor, means: torch.Tensor, dtype: torch.dtype, backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``R = x − means[codes]`` rounded to ``dtype``, and each row's float64 ‖R_i‖²."""
     if backend == "numba":
         out = np.empty(tuple(x.shape), dtype=np.float64 if dtype == torch.float64 else np.float32)
@@ -123,16 +124,22 @@ class ClassStatistics:
     [44.0, 44.0, 40.0]
     """
 
-    def __init__(self, num_classes: int, dim: int | None = None, *, device: Any = None,
-                 track_scatter: bool = True, precision: Precision = "float64", backend: Backend = "auto",
-                 class_ids: Any = None):
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        self.num_classes = int(num_classes)
-        self.dim = None if dim is None else int(dim)
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int | None = None,
+        *,
+        device: Any = None,
+        track_scatter: bool = True,
+        precision: Precision = "float64",
+        backend: Backend = "auto",
+        class_ids: Any = None,
+    ):
+        self.num_classes = check_count(num_classes, name="num_classes", minimum=1)
+        self.dim = None if dim is None else check_count(dim, name="dim", minimum=1)
         self.track_scatter = bool(track_scatter)
         self.precision = precision
-        _compute_dtype(precision)
+        compute_dtype(precision)
         self.backend = backend
         self.class_ids = np.arange(self.num_classes) if class_ids is None else np.asarray(class_ids)
         if len(self.class_ids) != self.num_classes:
@@ -143,7 +150,7 @@ class ClassStatistics:
         self.class_ss: torch.Tensor | None = None
         self.scatter: torch.Tensor | None = None
         self.normalized_sum: torch.Tensor | None = None
-        # Set only by compute_moments(): M̃ S_W M̃ᵀ for the final centred means, when the full
+        # Set only through from_moments(): M̃ S_W M̃ᵀ for the final centred means, when the full
         # scatter was not formed (C < D). Such statistics cannot be merged.
         self.projected_scatter: torch.Tensor | None = None
         if self.dim is not None:
@@ -168,7 +175,8 @@ class ClassStatistics:
     def n_samples(self) -> int:
         return 0 if self.counts is None else int(self.counts.sum().item())
 
-    def _require_data(self) -> None:
+    def require_data(self) -> None:
+        """Raise ``ValueError`` unless at least one sample was added."""
         if self.counts is None or self.n_samples == 0:
             raise ValueError("ClassStatistics is empty: call update() with data first")
 
@@ -176,20 +184,20 @@ class ClassStatistics:
     def global_mean(self) -> torch.Tensor:
         """Unweighted mean of the class means of non-empty classes, μ_G = (1/C) Σ_k μ_k (the
         convention of Papyan et al. 2020 for Σ_B; it does not shift with class imbalance)."""
-        self._require_data()
+        self.require_data()
         present = self.counts > 0
         return self.means[present].mean(0)
 
     @property
     def sample_mean(self) -> torch.Tensor:
         """Sample-weighted global mean (1/N) Σ_i h_i."""
-        self._require_data()
+        self.require_data()
         return (self.counts[:, None] * self.means).sum(0) / self.counts.sum()
 
     @property
     def within_covariance(self) -> torch.Tensor:
         """Σ_W = S_W / N, the sample-weighted within-class covariance (ddof = 0)."""
-        self._require_data()
+        self.require_data()
         if self.scatter is None:
             raise ValueError("the within-class scatter was not tracked (track_scatter=False)")
         return self.scatter / self.counts.sum()
@@ -197,7 +205,7 @@ class ClassStatistics:
     @property
     def class_variances(self) -> torch.Tensor:
         """Per-class total variance Var_k = (1/n_k) Σ_{i∈k} ‖h_i − μ_k‖² (NaN for empty classes)."""
-        self._require_data()
+        self.require_data()
         return torch.where(self.counts > 0, self.class_ss / self.counts.clamp_min(1), float("nan"))
 
     # ---------------------------------------------------------------- updates
@@ -212,29 +220,33 @@ class ClassStatistics:
         if self.counts is None:
             self._allocate(self._device or x.device)
         x = x.to(self.device)
-        enc = encode_labels(labels, n_samples=x.shape[0], num_classes=self.num_classes,
-                            device=self.device, min_classes=0)
+        enc = encode_labels(
+            labels, n_samples=x.shape[0], num_classes=self.num_classes, device=self.device, min_classes=0
+        )
         if x.shape[0] == 0:
             return self
         backend = pick_backend(self.backend, x)
         codes = enc.codes.cpu() if backend == "numba" else enc.codes
         counts, sums, nsum = class_sums(x, codes, self.num_classes, backend)
         means = sums / counts.clamp_min(1)[:, None]
-        r, row_ss = residuals(x, codes, means, _compute_dtype(self.precision), backend)
+        r, row_ss = residuals(x, codes, means, compute_dtype(self.precision), backend)
         class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=row_ss.device)
         class_ss.index_add_(0, codes.to(row_ss.device), row_ss)
         scatter = None
         if self.track_scatter:
             scatter = (r.T @ r).double()
         dev = self.device
-        self._combine(counts.to(dev), means.to(dev), class_ss.to(dev),
-                      None if scatter is None else scatter.to(dev), nsum.to(dev))
+        self._combine(
+            counts.to(dev), means.to(dev), class_ss.to(dev), None if scatter is None else scatter.to(dev), nsum.to(dev)
+        )
         return self
 
     def _combine(self, counts, means, class_ss, scatter, nsum) -> None:
         if self.projected_scatter is not None:
-            raise ValueError("these statistics were computed in one shot without the full scatter and "
-                             "cannot be updated or merged; use ClassStatistics.update() to stream")
+            raise ValueError(
+                "these statistics were computed in one shot without the full scatter and "
+                "cannot be updated or merged; use ClassStatistics.update() to stream"
+            )
         n_a, n_b = self.counts, counts
         n = n_a + n_b
         present = n_b > 0
@@ -271,17 +283,29 @@ class ClassStatistics:
         if self.scatter is not None and other.scatter is None:
             raise ValueError("cannot merge statistics without a scatter into ones that track it")
         dev = self.device
-        self._combine(other.counts.to(dev), other.means.to(dev), other.class_ss.to(dev),
-                      None if self.scatter is None else other.scatter.to(dev), other.normalized_sum.to(dev))
+        self._combine(
+            other.counts.to(dev),
+            other.means.to(dev),
+            other.class_ss.to(dev),
+            None if self.scatter is None else other.scatter.to(dev),
+            other.normalized_sum.to(dev),
+        )
         return self
 
     def __add__(self, other: "ClassStatistics") -> "ClassStatistics":
         return self.copy().merge(other)
 
     def copy(self) -> "ClassStatistics":
-        new = ClassStatistics(self.num_classes, self.dim, device=self._device, track_scatter=self.track_scatter,
-                              precision=self.precision, backend=self.backend, class_ids=self.class_ids)
-        for name in ("counts", "means", "class_ss", "scatter", "normalized_sum", "projected_scatter"):
+        new = ClassStatistics(
+            self.num_classes,
+            self.dim,
+            device=self._device,
+            track_scatter=self.track_scatter,
+            precision=self.precision,
+            backend=self.backend,
+            class_ids=self.class_ids,
+        )
+        for name in self._STATE:
             val = getattr(self, name)
             setattr(new, name, None if val is None else val.clone())
         return new
@@ -298,7 +322,7 @@ class ClassStatistics:
 
         if not (dist.is_available() and dist.is_initialized()):
             return self
-        self._require_allocated()
+        self.require_allocated()
         counts = self.counts.clone()
         wsum = self.means * counts[:, None]
         dist.all_reduce(counts, group=group)
@@ -314,40 +338,130 @@ class ClassStatistics:
         dist.all_reduce(flat, group=group)
         c, d = self.num_classes, self.dim
         self.counts, self.means = counts, means
-        self.class_ss, self.normalized_sum = flat[:c], flat[c:c + d]
+        self.class_ss, self.normalized_sum = flat[:c], flat[c : c + d]
         if self.scatter is not None:
-            self.scatter = flat[c + d:].reshape(d, d)
+            self.scatter = flat[c + d :].reshape(d, d)
         return self
 
-    def _require_allocated(self) -> None:
+    def require_allocated(self) -> None:
+        """Raise ``ValueError`` unless the state tensors exist (after the first update)."""
         if self.counts is None:
             raise ValueError("ClassStatistics has no data yet: call update() first")
 
-    # ----------------------------------------------------------- persistence
+    # ----------------------------------------------------------- protocol
+    _STATE = ("counts", "means", "class_ss", "scatter", "normalized_sum", "projected_scatter")
+
+    def reset(self) -> "ClassStatistics":
+        """Forget all data (keeping the settings and, when known, the dimension). Returns ``self``."""
+        for name in self._STATE:
+            setattr(self, name, None)
+        if self.dim is not None:
+            self._allocate(self.device)
+        return self
+
+    @classmethod
+    def from_moments(
+        cls,
+        counts: Any,
+        means: Any,
+        class_ss: Any,
+        *,
+        scatter: Any = None,
+        projected_scatter: Any = None,
+        normalized_sum: Any = None,
+        class_ids: Any = None,
+        precision: Precision = "float64",
+        backend: Backend = "auto",
+    ) -> "ClassStatistics":
+        """Statistics from already-computed moments (float64 on the device of ``means``).
+
+        Parameters
+        ----------
+        counts, means, class_ss:
+            Per-class sample counts (C,), means (C, D) and within-class sums of squares (C,).
+        scatter:
+            The D×D within-class scatter S_W (enables NC1 and merging into tracking statistics).
+        projected_scatter:
+            Instead of ``scatter``: K = M̃ S_W M̃ᵀ over the present classes (C×C); enough for NC1 when
+            C < D, but such statistics cannot be updated or merged.
+        normalized_sum:
+            Σ_i h_i/‖h_i‖ (D,), for the modality gap; zeros when omitted.
+        """
+        means = torch.as_tensor(means).double()
+        c, d = means.shape
+        new = cls(
+            c,
+            d,
+            device=means.device,
+            track_scatter=scatter is not None,
+            precision=precision,
+            backend=backend,
+            class_ids=class_ids,
+        )
+        f64 = dict(dtype=torch.float64, device=means.device)
+        new.counts = torch.as_tensor(counts, **f64).reshape(c)
+        new.means = means
+        new.class_ss = torch.as_tensor(class_ss, **f64).reshape(c)
+        new.scatter = None if scatter is None else torch.as_tensor(scatter, **f64).reshape(d, d)
+        new.projected_scatter = None if projected_scatter is None else torch.as_tensor(projected_scatter, **f64)
+        new.normalized_sum = (
+            torch.zeros(d, **f64) if normalized_sum is None else torch.as_tensor(normalized_sum, **f64).reshape(d)
+        )
+        return new
+
     def state_dict(self) -> dict:
-        """Tensors and settings; restore with :meth:`from_state_dict`."""
-        self._require_allocated()
-        state = {k: getattr(self, k) for k in ("counts", "means", "class_ss", "normalized_sum")}
-        if self.scatter is not None:
-            state["scatter"] = self.scatter
-        state["meta"] = {"num_classes": self.num_classes, "dim": self.dim, "precision": self.precision,
-                         "track_scatter": self.track_scatter, "class_ids": self.class_ids.tolist()}
+        """Tensors and settings (a plain dict that ``torch.save`` can store); restore with
+        :meth:`load_state_dict` or :meth:`from_state_dict`."""
+        self.require_allocated()
+        state = {k: getattr(self, k) for k in self._STATE if getattr(self, k) is not None}
+        state["meta"] = {
+            "num_classes": self.num_classes,
+            "dim": self.dim,
+            "precision": self.precision,
+            "track_scatter": self.track_scatter,
+            "backend": self.backend,
+            "class_ids": self.class_ids.tolist(),
+        }
         return state
+
+    def load_state_dict(self, state: dict) -> "ClassStatistics":
+        """Replace this accumulator's data with ``state`` (from :meth:`state_dict`), on this device.
+
+        The number of classes must match; the dimension is taken from the state. Returns ``self``.
+        """
+        meta = state.get("meta")
+        if not isinstance(meta, dict) or "counts" not in state:
+            raise ValueError("not a ClassStatistics state dict (missing 'meta' or 'counts')")
+        if int(meta["num_classes"]) != self.num_classes:
+            raise ValueError(f"state holds {meta['num_classes']} classes, these statistics {self.num_classes}")
+        self.dim = int(meta["dim"])
+        self.precision = meta["precision"]
+        self.track_scatter = bool(meta["track_scatter"])
+        self.class_ids = np.asarray(meta["class_ids"])
+        dev = self._device or state["counts"].device
+        self._device = torch.device(dev)
+        for k in self._STATE:
+            val = state.get(k)
+            setattr(self, k, None if val is None else val.to(self._device, torch.float64).clone())
+        return self
 
     @classmethod
     def from_state_dict(cls, state: dict, *, device: Any = None) -> "ClassStatistics":
+        """A new accumulator restored from :meth:`state_dict` (on ``device``, default the state's)."""
         meta = state["meta"]
-        new = cls(meta["num_classes"], meta["dim"], device=device or state["counts"].device,
-                  track_scatter=meta["track_scatter"], precision=meta["precision"], class_ids=meta["class_ids"])
-        for k in ("counts", "means", "class_ss", "normalized_sum", "scatter"):
-            if k in state:
-                setattr(new, k, state[k].to(new.device, torch.float64))
-        return new
+        new = cls(
+            meta["num_classes"],
+            device=device or state["counts"].device,
+            precision=meta["precision"],
+            backend=meta.get("backend", "auto"),
+            class_ids=meta["class_ids"],
+        )
+        return new.load_state_dict(state)
 
     def to(self, device: Any) -> "ClassStatistics":
         """Move the state to ``device`` (in place) and return ``self``."""
         self._device = torch.device(device)
-        for name in ("counts", "means", "class_ss", "scatter", "normalized_sum", "projected_scatter"):
+        for name in self._STATE:
             val = getattr(self, name)
             if val is not None:
                 setattr(self, name, val.to(self._device))
@@ -356,5 +470,7 @@ class ClassStatistics:
     def __repr__(self) -> str:
         if self.counts is None:
             return f"ClassStatistics(num_classes={self.num_classes}, empty)"
-        return (f"ClassStatistics(num_classes={self.num_classes}, dim={self.dim}, n_samples={self.n_samples}, "
-                f"device={self.device}, scatter={'yes' if self.scatter is not None else 'no'})")
+        return (
+            f"ClassStatistics(num_classes={self.num_classes}, dim={self.dim}, n_samples={self.n_samples}, "
+            f"device={self.device}, scatter={'yes' if self.scatter is not None else 'no'})"
+        )

@@ -88,5 +88,9 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
 def residuals(x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Write ``x - means[codes]`` into ``out`` (its dtype sets the rounding) and return each row's
     float64 squared norm of the rounded residual."""
-    return _residuals(np.ascontiguousarray(x), np.ascontiguousarray(codes, dtype=np.int64),
-                      np.ascontiguousarray(means, dtype=np.float64), out)
+    return _residuals(
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(codes, dtype=np.int64),
+        np.ascontiguousarray(means, dtype=np.float64),
+        out,
+    )

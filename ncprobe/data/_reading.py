@@ -12,9 +12,9 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ncprobe.data.benchmark import RawSplits
 from ncprobe.data.errors import DatasetLayoutError
 from ncprobe.data.items import Item, check_images_exist
+from ncprobe.data.pipeline import RawSplits
 from ncprobe.data.splits import read_split, save_split
 
 __all__ = [
@@ -64,8 +64,7 @@ LAYOUTS: dict[str, str] = {
     "|-- images_variant_test.txt\n",
     "sun397": "sun397/\n|-- SUN397/<letter>/<class>[/<sub>]/*.jpg\n|-- split_zhou_SUN397.json\n"
     "|-- ClassName.txt, Training_01.txt, Testing_01.txt (Partitions.zip)\n",
-    "dtd": "dtd/\n|-- images/<class>/*.jpg\n|-- imdb/\n|-- labels/\n"
-    "|-- split_zhou_DescribableTextures.json\n",
+    "dtd": "dtd/\n|-- images/<class>/*.jpg\n|-- imdb/\n|-- labels/\n|-- split_zhou_DescribableTextures.json\n",
     "eurosat": "eurosat/\n|-- 2750/<class>/*.jpg\n|-- split_zhou_EuroSAT.json\n",
     "ucf101": "ucf101/\n|-- UCF-101-midframes/<Action_Name>/*.jpg\n|-- split_zhou_UCF101.json\n"
     "|-- ucfTrainTestlist/ (classInd.txt, trainlist01.txt, testlist01.txt; only to rebuild the split)\n",
@@ -142,9 +141,7 @@ def split_or_create(
             "rebuild a split from the raw annotations (it will differ from the published one).",
         )
     for items in (train, val, test):
-        check_images_exist(
-            items, source=str(split_path), image_dir=image_dir, layout=layout, verify_all=verify_files
-        )
+        check_images_exist(items, source=str(split_path), image_dir=image_dir, layout=layout, verify_all=verify_files)
     return RawSplits(train, val, test, "separate", str(split_path))
 
 

@@ -39,9 +39,7 @@ def replace_tokens(x: torch.Tensor, prompt: torch.Tensor, start: int) -> torch.T
     """
     n = prompt.shape[-2]
     if start < 0 or start + n > x.shape[1]:
-        raise ValueError(
-            f"cannot place {n} prompt tokens at position {start} of a length-{x.shape[1]} sequence"
-        )
+        raise ValueError(f"cannot place {n} prompt tokens at position {start} of a length-{x.shape[1]} sequence")
     p = prompt.to(dtype=x.dtype, device=x.device)
     if p.dim() == 2:
         p = p.unsqueeze(0).expand(x.shape[0], -1, -1)
@@ -80,9 +78,7 @@ def run_resblocks(
     """
     blocks = transformer.resblocks
     if len(deep_prompts) > len(blocks) - 1:
-        raise ValueError(
-            f"{len(deep_prompts)} deep prompt layers do not fit a {len(blocks)}-layer transformer"
-        )
+        raise ValueError(f"{len(deep_prompts)} deep prompt layers do not fit a {len(blocks)}-layer transformer")
     batch_first = getattr(transformer, "batch_first", True)
     for i, block in enumerate(blocks):
         if 1 <= i <= len(deep_prompts) and deep_prompts[i - 1] is not None:

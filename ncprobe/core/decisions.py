@@ -13,45 +13,55 @@ ordinary label-free NCC and classifier decisions.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from ._validation import check_features, encode_labels
+from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
+from .statistics import ClassStatistics
 
-__all__ = ["DecisionStatistics", "prepare_classifiers"]
+__all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
 
 
-def prepare_classifiers(classifiers: Mapping[str, Any] | None, *, num_classes: int, dim: int,
-                        device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Check classifiers given as ``W`` (C×D) or a tuple ``(W, b)`` (a list is always read as W, so a
-    two-class W given as nested lists is not mistaken for weights and bias); return float64 ``{name: (W, b)}``."""
-    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+def statistics_fingerprint(stats: ClassStatistics) -> str:
+    """A digest of the class counts and means: decisions made against other statistics differ in it."""
+    h = hashlib.sha256()
+    for t in (stats.counts, stats.means):
+        h.update(t.detach().double().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_classifiers(
+    classifiers: Mapping[str, Any] | None,
+    *,
+    num_classes: int,
+    dim: int,
+    device: torch.device,
+    text_features: Any = None,
+) -> dict[str, ClassEmbeddings]:
+    """Check ``{name: W | (W, b) | nn.Linear}`` and optional text embeddings; return prepared rules.
+
+    The name ``"text"`` marks class text embeddings (rows L2-normalised, the CLIP zero-shot rule), as does
+    ``text_features``; any other name is a linear classifier.
+    """
+    if classifiers is not None and not isinstance(classifiers, Mapping):
+        raise TypeError(f"classifiers must be a mapping {{name: W}}, got {type(classifiers).__name__}")
+    out: dict[str, ClassEmbeddings] = {}
+    shape = dict(num_classes=num_classes, dim=dim, device=device)
     for name, spec in (classifiers or {}).items():
-        if isinstance(spec, tuple) and len(spec) == 2:
-            w, b = spec
+        if not isinstance(name, str):
+            raise TypeError(f"classifier names must be strings, got {name!r}")
+        if name == "text":
+            out[name] = prepare_text(spec, **shape)
         else:
-            w, b = spec, None
-        label = "text_features" if name == "text" else f"classifier {name!r}"
-        w = check_features(w, name=label, device=device).double()
-        if w.shape[0] != num_classes:
-            raise ValueError(f"{label} has {w.shape[0]} rows but there are {num_classes} classes "
-                             "(one row per class, in sorted label order)")
-        if w.shape[1] != dim:
-            raise ValueError(f"{label} has dimension {w.shape[1]} but the features have {dim}")
-        if name == "text":  # the CLIP zero-shot rule scores by cosine: L2-normalised class embeddings
-            norms = w.norm(dim=1, keepdim=True)
-            if bool((norms == 0).any()):
-                raise ValueError("text_features has an all-zero row")
-            w = w / norms
-        if b is None:
-            b = torch.zeros(num_classes, dtype=torch.float64, device=device)
-        else:
-            b = check_features(b, name=f"classifier {name!r} bias", device=device, ndim=1).double()
-            if b.shape != (num_classes,):
-                raise ValueError(f"classifier {name!r} bias must have shape ({num_classes},), got {tuple(b.shape)}")
-        out[name] = (w, b)
+            out[name] = prepare_classifier(spec, name=f"classifier {name!r}", **shape)
+    if text_features is not None:
+        if "text" in out:
+            raise ValueError("text embeddings given twice: as classifiers['text'] and as text_features")
+        out["text"] = prepare_text(text_features, **shape)
     return out
 
 
@@ -66,8 +76,7 @@ class DecisionTables:
     decisions while the large product runs at float32 speed.
     """
 
-    def __init__(self, means: torch.Tensor, present: torch.Tensor,
-                 classifiers: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, means: torch.Tensor, present: torch.Tensor, classifiers: dict[str, ClassEmbeddings]):
         self.present = present
         self.centered = (means - means[present].mean(0)) * present[:, None]
         sq = (means * means).sum(1)
@@ -75,9 +84,9 @@ class DecisionTables:
         sq = torch.where(present, sq, torch.inf)
         self.ncc = sq[None, :] - 2.0 * means @ means.T
         self.names = list(classifiers)
-        self.weights = [w for w, _ in classifiers.values()]
+        self.weights = [e.weights for e in classifiers.values()]
         self.weights32 = torch.cat(self.weights, 0).float() if self.weights else None
-        self.logit_tables = [means @ w.T + b[None, :] for w, b in classifiers.values()]
+        self.logit_tables = [means @ e.weights.T + e.bias[None, :] for e in classifiers.values()]
         self.centered_norm = float(self.centered.norm(dim=1).max())
         self.weight_norms = [float(w.norm(dim=1).max()) for w in self.weights]
 
@@ -89,8 +98,15 @@ class DecisionTables:
         pred = scores.argmax(1) if largest else scores.argmin(1)
         return pred, margin > 2.0 * bound
 
-    def count(self, r: torch.Tensor, a_m: torch.Tensor, codes: torch.Tensor, num_classes: int, *,
-              row_norms: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def count(
+        self,
+        r: torch.Tensor,
+        a_m: torch.Tensor,
+        codes: torch.Tensor,
+        num_classes: int,
+        *,
+        row_norms: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
         ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ`` in the same
@@ -98,7 +114,7 @@ class DecisionTables:
         """
         c = num_classes
         d = r.shape[1]
-        unit = (d + 2) * 2.0 ** -24
+        unit = (d + 2) * 2.0**-24
         rnorm = row_norms
         if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
             rnorm = r.double().norm(dim=1)
@@ -115,7 +131,7 @@ class DecisionTables:
         if self.weights:
             products = (r.float() @ self.weights32.T).double()
         for j, name in enumerate(self.names):
-            logits = products[:, c * j:c * (j + 1)] + self.logit_tables[j][codes]
+            logits = products[:, c * j : c * (j + 1)] + self.logit_tables[j][codes]
             if c < 2:
                 pred = logits.argmax(1)
             else:
@@ -140,11 +156,15 @@ class DecisionStatistics:
     ----------
     stats:
         The :class:`~ncprobe.ClassStatistics` of the first pass (its class means define the NCC rule).
+        The decisions remember a fingerprint of these statistics; :func:`ncprobe.measure` refuses to
+        combine them with other statistics.
     classifiers:
-        ``{name: W}`` or ``{name: (W, b)}`` with W of shape (C, D): the linear rules h ↦ argmax_k h·w_k + b_k
-        to compare with NCC (NC4). The name ``"text"`` is reserved for a CLIP model's class text embeddings:
-        its rows are L2-normalised (the zero-shot cosine rule), and :func:`ncprobe.measure` reports it under
-        the ``t2i_`` names.
+        ``{name: W}``, ``{name: (W, b)}`` or ``{name: nn.Linear}`` with W of shape (C, D): linear rules
+        h ↦ argmax_k h·w_k + b_k to compare with NCC (NC4), under any names. The name ``"text"`` is
+        reserved for class text embeddings (same as ``text_features``).
+    text_features:
+        (C, D) class text embeddings of a V-L model: their rows are L2-normalised (the zero-shot cosine
+        rule) and :func:`ncprobe.measure` reports them under the ``t2i_`` names.
     precision:
         ``"float64"`` (default) or ``"float32"`` for the residual product.
 
@@ -162,26 +182,60 @@ class DecisionStatistics:
     True
     """
 
-    def __init__(self, stats: Any, *, classifiers: Mapping[str, Any] | None = None, precision: str = "float64"):
-        stats._require_data()
+    def __init__(
+        self,
+        stats: ClassStatistics,
+        *,
+        classifiers: Mapping[str, Any] | None = None,
+        text_features: Any = None,
+        precision: str = "float64",
+    ):
+        if not isinstance(stats, ClassStatistics):
+            raise TypeError(f"DecisionStatistics needs the ClassStatistics of a first pass, got {type(stats).__name__}")
+        stats.require_data()
+        if precision not in ("float64", "float32"):
+            raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.num_classes, self.dim = stats.num_classes, stats.dim
         self.class_ids = stats.class_ids
         self.device = stats.device
         self.means = stats.means
+        self.precision = precision
         self.dtype = torch.float64 if precision == "float64" else torch.float32
+        self.source = statistics_fingerprint(stats)
         present = stats.counts > 0
-        clf = prepare_classifiers(classifiers, num_classes=self.num_classes, dim=self.dim, device=self.device)
-        self.tables = DecisionTables(self.means, present, clf)
-        self.classifier_names = list(clf)
+        self.classifiers = prepare_classifiers(
+            classifiers, num_classes=self.num_classes, dim=self.dim, device=self.device, text_features=text_features
+        )
+        self.tables = DecisionTables(self.means, present, self.classifiers)
         self.tallies: dict[str, torch.Tensor] = {}
         self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
+        self.reset()
+
+    @property
+    def classifier_names(self) -> list[str]:
+        return list(self.classifiers)
+
+    def _tally_keys(self) -> list[str]:
+        keys = ["ncc_correct"]
+        for name in self.classifiers:
+            keys += [f"{name}_correct", f"{name}_ncc_agree"]
+        return keys
+
+    def reset(self) -> "DecisionStatistics":
+        """Zero every tally (the statistics and classifiers stay). Returns ``self``."""
+        zeros = lambda: torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)  # noqa: E731
+        self.counts = zeros()
+        self.tallies = {k: zeros() for k in self._tally_keys()}
+        return self
 
     def update(self, features: Any, labels: Any) -> "DecisionStatistics":
+        """Add the decisions of a batch (features (n, D), labels in ``[0, C)``). Returns ``self``."""
         x = check_features(features, device=self.device)
         if x.shape[1] != self.dim:
             raise ValueError(f"features have {x.shape[1]} dimensions, the statistics hold {self.dim}")
-        enc = encode_labels(labels, n_samples=x.shape[0], num_classes=self.num_classes, device=self.device,
-                            min_classes=0)
+        enc = encode_labels(
+            labels, n_samples=x.shape[0], num_classes=self.num_classes, device=self.device, min_classes=0
+        )
         if not bool(self.tables.present[enc.codes].all()):
             raise ValueError("labels include a class that had no samples in the first pass")
         r = (x.double() - self.means[enc.codes]).to(self.dtype)
@@ -190,20 +244,31 @@ class DecisionStatistics:
         return self
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
+        """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the
+        in-memory path) for samples with the given class codes."""
+        unknown = set(tallies) - set(self.tallies)
+        if unknown:
+            raise ValueError(f"unknown tallies {sorted(unknown)}; expected {sorted(self.tallies)}")
         self.counts += torch.bincount(codes, minlength=self.num_classes).double().to(self.device)
         for k, v in tallies.items():
-            v = v.to(self.device)
-            self.tallies[k] = self.tallies[k] + v if k in self.tallies else v
+            self.tallies[k] = self.tallies[k] + v.to(self.device)
 
-    def merge(self, other: "DecisionStatistics") -> "DecisionStatistics":
+    def _check_compatible(self, other: "DecisionStatistics") -> None:
         if not isinstance(other, DecisionStatistics):
             raise TypeError(f"can only merge DecisionStatistics, got {type(other).__name__}")
-        if other.num_classes != self.num_classes or (
-                self.tallies and other.tallies and set(other.tallies) != set(self.tallies)):
-            raise ValueError("cannot merge decision statistics of different classes or classifiers")
+        if other.source != self.source:
+            raise ValueError("cannot merge decisions made against different class statistics")
+        if set(other.classifiers) != set(self.classifiers) or not all(
+            self.classifiers[k].same_as(other.classifiers[k]) for k in self.classifiers
+        ):
+            raise ValueError("cannot merge decisions made with different classifiers")
+
+    def merge(self, other: "DecisionStatistics") -> "DecisionStatistics":
+        """Add another accumulator's tallies (same statistics and classifiers). Returns ``self``."""
+        self._check_compatible(other)
         self.counts = self.counts + other.counts.to(self.device)
         for k, v in other.tallies.items():
-            self.tallies[k] = self.tallies.get(k, 0) + v.to(self.device)
+            self.tallies[k] = self.tallies[k] + v.to(self.device)
         return self
 
     def all_reduce(self, group: Any = None) -> "DecisionStatistics":
@@ -218,7 +283,29 @@ class DecisionStatistics:
         c = self.num_classes
         self.counts = flat[:c]
         for j, k in enumerate(keys):
-            self.tallies[k] = flat[c * (j + 1):c * (j + 2)]
+            self.tallies[k] = flat[c * (j + 1) : c * (j + 2)]
+        return self
+
+    def state_dict(self) -> dict:
+        """The tallies and the fingerprint of the statistics and classifiers they belong to."""
+        return {
+            "counts": self.counts,
+            "tallies": dict(self.tallies),
+            "meta": {"source": self.source, "classifiers": sorted(self.classifiers), "num_classes": self.num_classes},
+        }
+
+    def load_state_dict(self, state: dict) -> "DecisionStatistics":
+        """Restore tallies saved by :meth:`state_dict`; they must belong to the same statistics and
+        classifier names. Returns ``self``."""
+        meta = state.get("meta") if isinstance(state, dict) else None
+        if not isinstance(meta, dict):
+            raise ValueError("not a DecisionStatistics state dict (missing 'meta')")
+        if meta["source"] != self.source:
+            raise ValueError("these tallies were made against different class statistics")
+        if sorted(meta["classifiers"]) != sorted(self.classifiers):
+            raise ValueError(f"these tallies are for classifiers {meta['classifiers']}, not {sorted(self.classifiers)}")
+        self.counts = state["counts"].to(self.device, torch.float64).clone()
+        self.tallies = {k: v.to(self.device, torch.float64).clone() for k, v in state["tallies"].items()}
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:
@@ -231,9 +318,16 @@ class DecisionStatistics:
         """Per-class rates (numpy float64, NaN where a class had no samples): ``ncc_accuracy``,
         ``<name>_accuracy`` and ``<name>_ncc_agreement``."""
         n = self.counts.cpu().numpy()
+        out = {}
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = {}
             for k, v in self.tallies.items():
                 key = k.replace("_correct", "_accuracy").replace("_ncc_agree", "_ncc_agreement")
                 out[key] = np.where(n > 0, v.cpu().numpy() / np.maximum(n, 1), np.nan)
         return out
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(n) for n in self.classifiers) or "none"
+        return (
+            f"DecisionStatistics(num_classes={self.num_classes}, dim={self.dim}, "
+            f"n_samples={int(self.counts.sum())}, classifiers=[{names}], precision={self.precision!r})"
+        )

@@ -63,9 +63,7 @@ def _tensor_digest(value: Any) -> str:
     return repr(value)
 
 
-def dataset_identity(
-    dataset: Dataset, *, split_name: str | None = None, transform_name: str | None = None
-) -> dict:
+def dataset_identity(dataset: Dataset, *, split_name: str | None = None, transform_name: str | None = None) -> dict:
     """A JSON-serialisable identity of ``dataset`` for feature caches.
 
     A dataset with a ``cache_id`` attribute (a dict, or a method returning one) is identified by it,

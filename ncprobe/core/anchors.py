@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ._validation import check_features, encode_labels
+from ._validation import check_count, check_features, encode_labels
+from .geometry import normalize_rows
 
 __all__ = ["relative_representation", "select_anchors"]
 
@@ -32,16 +32,17 @@ def relative_representation(features: torch.Tensor, anchors: torch.Tensor, *, sc
             [ 0.]])
     """
     if features.ndim != 2 or anchors.ndim != 2:
-        raise ValueError(f"features and anchors must be 2-D, got shapes {tuple(features.shape)} and "
-                         f"{tuple(anchors.shape)}")
+        raise ValueError(
+            f"features and anchors must be 2-D, got shapes {tuple(features.shape)} and {tuple(anchors.shape)}"
+        )
     if features.shape[1] != anchors.shape[1]:
         raise ValueError(f"features have dimension {features.shape[1]} but anchors have {anchors.shape[1]}")
-    return scale * F.normalize(features, dim=-1) @ F.normalize(anchors, dim=-1).T
+    return scale * normalize_rows(features) @ normalize_rows(anchors).T
 
 
 def _farthest_points(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """Greedy farthest-point sampling (Gonzalez 1985) in cosine distance, seeded start."""
-    u = F.normalize(x, dim=-1)
+    u = normalize_rows(x)
     first = int(torch.randint(len(u), (1,), generator=gen))
     chosen = [first]
     dist = 1.0 - u @ u[first]
@@ -52,10 +53,16 @@ def _farthest_points(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Ten
     return torch.tensor(chosen)
 
 
-def select_anchors(features: Any, labels: Any = None, *,
-                   method: Literal["class_mean", "kmeans", "farthest", "random"] = "class_mean",
-                   per_class: int = 1, num_anchors: int | None = None, seed: int = 0,
-                   normalize: bool = False) -> tuple[torch.Tensor, np.ndarray]:
+def select_anchors(
+    features: Any,
+    labels: Any = None,
+    *,
+    method: Literal["class_mean", "kmeans", "farthest", "random"] = "class_mean",
+    per_class: int = 1,
+    num_anchors: int | None = None,
+    seed: int = 0,
+    normalize: bool = False,
+) -> tuple[torch.Tensor, np.ndarray]:
     """Choose anchors among (or from) features.
 
     Parameters
@@ -82,8 +89,11 @@ def select_anchors(features: Any, labels: Any = None, *,
     each anchor (−1 when selected without labels).
     """
     x = check_features(features, name="features")
+    per_class = check_count(per_class, name="per_class", minimum=1)
+    if num_anchors is not None:
+        num_anchors = check_count(num_anchors, name="num_anchors", minimum=1)
     if normalize:
-        x = F.normalize(x.float(), dim=-1).to(x.dtype)
+        x = normalize_rows(x.float()).to(x.dtype)
     gen = torch.Generator().manual_seed(int(seed))
     if method not in ("class_mean", "kmeans", "farthest", "random"):
         raise ValueError(f"unknown anchor method {method!r}; use class_mean, kmeans, farthest or random")
@@ -93,8 +103,11 @@ def select_anchors(features: Any, labels: Any = None, *,
         k = num_anchors or per_class
         if k > len(x):
             raise ValueError(f"asked for {k} anchors from {len(x)} features")
-        idx = (_farthest_points(x.double().cpu(), k, gen) if method == "farthest"
-               else torch.randperm(len(x), generator=gen)[:k])
+        idx = (
+            _farthest_points(x.double().cpu(), k, gen)
+            if method == "farthest"
+            else torch.randperm(len(x), generator=gen)[:k]
+        )
         return x[idx.to(x.device)], np.full(k, -1)
     enc = encode_labels(labels, n_samples=len(x), min_classes=1)
     codes = enc.codes.to(x.device)
@@ -112,8 +125,11 @@ def select_anchors(features: Any, labels: Any = None, *,
             a = torch.as_tensor(km.cluster_centers_, dtype=x.dtype, device=x.device)
         else:
             k = min(per_class, len(xc))
-            idx = (_farthest_points(xc.double().cpu(), k, gen) if method == "farthest"
-                   else torch.randperm(len(xc), generator=gen)[:k])
+            idx = (
+                _farthest_points(xc.double().cpu(), k, gen)
+                if method == "farthest"
+                else torch.randperm(len(xc), generator=gen)[:k]
+            )
             a = xc[idx.to(x.device)]
         anchors.append(a)
         owners.extend([cid] * len(a))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .etf import simplex_etf
+from .geometry import simplex_etf
 
 __all__ = ["CollapseData", "make_collapse", "isotropic_nc1"]
 
@@ -30,9 +30,20 @@ class CollapseData:
     class_names: list[str]
 
 
-def make_collapse(num_classes: int = 10, dim: int = 32, samples_per_class: int = 100, *, noise: float = 0.5,
-                  scale: float = 5.0, etf_blend: float = 1.0, imbalance: float = 1.0, offset: float = 0.0,
-                  classifier_noise: float = 0.1, text_noise: float = 0.3, seed: int = 0) -> CollapseData:
+def make_collapse(
+    num_classes: int = 10,
+    dim: int = 32,
+    samples_per_class: int = 100,
+    *,
+    noise: float = 0.5,
+    scale: float = 5.0,
+    etf_blend: float = 1.0,
+    imbalance: float = 1.0,
+    offset: float = 0.0,
+    classifier_noise: float = 0.1,
+    text_noise: float = 0.3,
+    seed: int = 0,
+) -> CollapseData:
     """Draw a Gaussian mixture whose class means approach a simplex ETF.
 
     Parameters
@@ -71,8 +82,14 @@ def make_collapse(num_classes: int = 10, dim: int = 32, samples_per_class: int =
     centred = means - means.mean(0)
     classifier = centred + classifier_noise * scale * rng.normal(size=(c, d)) / np.sqrt(d)
     text = means + text_noise * scale * rng.normal(size=(c, d)) / np.sqrt(d)
-    return CollapseData(features=features.astype(np.float32), labels=labels, means=means, classifier=classifier,
-                        text_features=text, class_names=[f"class {k}" for k in range(c)])
+    return CollapseData(
+        features=features.astype(np.float32),
+        labels=labels,
+        means=means,
+        classifier=classifier,
+        text_features=text,
+        class_names=[f"class {k}" for k in range(c)],
+    )
 
 
 def isotropic_nc1(means: np.ndarray, noise: float) -> float:
@@ -85,4 +102,4 @@ def isotropic_nc1(means: np.ndarray, noise: float) -> float:
     c = len(means)
     lam = np.linalg.eigvalsh(mt @ mt.T / c)
     lam = lam[lam > lam.max() * 1e-10]
-    return float(noise ** 2 * np.sum(1.0 / lam) / c)
+    return float(noise**2 * np.sum(1.0 / lam) / c)

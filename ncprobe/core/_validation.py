@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "check_features", "encode_labels", "EncodedLabels", "resolve_device"]
+__all__ = [
+    "as_tensor",
+    "check_features",
+    "check_count",
+    "check_nonnegative",
+    "encode_labels",
+    "EncodedLabels",
+    "resolve_device",
+]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -46,19 +54,52 @@ def as_tensor(x: Any, *, name: str, device: torch.device | None = None) -> torch
     return t
 
 
-def check_features(x: Any, *, name: str = "features", device: torch.device | None = None,
-                   ndim: int = 2, check_finite: bool = True) -> torch.Tensor:
+def check_count(value: Any, *, name: str, minimum: int = 0) -> int:
+    """``value`` as an int ≥ ``minimum``; floats, strings and booleans are rejected with a clear message.
+
+    >>> check_count(3, name="num_classes")
+    3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {int(value)}")
+    return int(value)
+
+
+def check_nonnegative(value: Any, *, name: str) -> float:
+    """``value`` as a finite float ≥ 0 (tolerances, noise levels)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(out) or out < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return out
+
+
+def check_features(
+    x: Any,
+    *,
+    name: str = "features",
+    device: torch.device | None = None,
+    ndim: int = 2,
+    check_finite: bool = True,
+    shape_hint: str | None = None,
+) -> torch.Tensor:
     """Return ``x`` as a floating tensor of ``ndim`` dimensions, checked for NaN/inf.
 
     Integer inputs are rejected (features are never integer); float16/bfloat16/float32/float64 pass
-    through unchanged (the caller decides the compute precision).
+    through unchanged (the caller decides the compute precision). ``shape_hint`` names the expected
+    shape in messages (default ``"(n_samples, dim)"`` for 2-D input).
     """
     t = as_tensor(x, name=name, device=device)
     if t.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a floating-point array (float16/bfloat16/float32/float64), "
-                        f"got dtype {t.dtype}")
+        raise TypeError(
+            f"{name} must be a floating-point array (float16/bfloat16/float32/float64), got dtype {t.dtype}"
+        )
     if t.ndim != ndim:
-        shape = "(n_samples, n_features)" if ndim == 2 else f"{ndim} dimensions"
+        shape = shape_hint or ("(n_samples, dim)" if ndim == 2 else f"{ndim}-dimensional")
         raise ValueError(f"{name} must have shape {shape}, got shape {tuple(t.shape)}")
     if t.shape[-1] == 0:
         raise ValueError(f"{name} has zero feature dimensions")
@@ -101,6 +142,9 @@ def _labels_to_numpy(labels: Any) -> np.ndarray:
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "b":
         arr = arr.astype(np.int64)
+    elif arr.dtype.kind == "u" and arr.dtype.itemsize == 8:
+        if arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"labels must be below 2**63 (int64), found {int(arr.max())}")
     elif arr.dtype.kind not in "iu":
         raise TypeError(f"labels must be integers, got dtype {arr.dtype}")
     if arr.size and arr.min() < 0:
@@ -108,8 +152,14 @@ def _labels_to_numpy(labels: Any) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def encode_labels(labels: Any, *, n_samples: int, num_classes: int | None = None,
-                  device: torch.device | None = None, min_classes: int = 2) -> EncodedLabels:
+def encode_labels(
+    labels: Any,
+    *,
+    n_samples: int,
+    num_classes: int | None = None,
+    device: torch.device | None = None,
+    min_classes: int = 2,
+) -> EncodedLabels:
     """Check labels and map them to contiguous codes.
 
     Parameters
@@ -126,9 +176,10 @@ def encode_labels(labels: Any, *, n_samples: int, num_classes: int | None = None
         The fewest classes the caller accepts.
     """
     arr = _labels_to_numpy(labels)
+    if num_classes is not None:
+        num_classes = check_count(num_classes, name="num_classes", minimum=1)
     if arr.shape[0] != n_samples:
-        raise ValueError(f"features and labels disagree in length: {n_samples} feature rows, "
-                         f"{arr.shape[0]} labels")
+        raise ValueError(f"features and labels disagree in length: {n_samples} feature rows, {arr.shape[0]} labels")
     if num_classes is not None:
         if arr.size and arr.max() >= num_classes:
             raise ValueError(f"labels out of range: found label {int(arr.max())} but num_classes={num_classes}")

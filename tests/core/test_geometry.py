@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ncprobe.etf import etf_gram, etf_structure_error, near_etf, nearest_etf, simplex_etf
+from ncprobe.core.geometry import etf_gram, etf_structure_error, near_etf, nearest_etf, simplex_etf
 
 
 @pytest.mark.parametrize("c,d", [(2, 1), (3, 2), (10, 9), (10, 10), (10, 64), (100, 512)])
@@ -53,7 +53,7 @@ def test_nearest_etf_is_optimal_among_random_rotations():
     rng = np.random.default_rng(1)
     v = rng.normal(size=(5, 7))
     vc = v - v.mean(0)
-    vc = vc / np.sqrt((vc ** 2).sum(1).mean())
+    vc = vc / np.sqrt((vc**2).sum(1).mean())
     best = np.linalg.norm(nearest_etf(v).numpy() - vc)
     for seed in range(20):
         assert np.linalg.norm(simplex_etf(5, 7, seed=seed).numpy() - vc) >= best - 1e-12
@@ -61,3 +61,46 @@ def test_nearest_etf_is_optimal_among_random_rotations():
 
 def test_near_etf_falls_back_to_exact_when_possible():
     torch.testing.assert_close(near_etf(4, 5, seed=3), simplex_etf(4, 5, seed=3))
+
+
+def test_a_loss_written_on_the_kernels_backpropagates_and_reaches_the_etf():
+    """An NPT-style loss on the geometry kernels: gradients flow and descent drives the text Gram to the ETF."""
+    from ncprobe.core.geometry import center_rows, etf_gram_deviation, etf_gram_distance, normalize_rows
+
+    torch.manual_seed(0)
+    t = torch.nn.Parameter(torch.randn(5, 16, dtype=torch.float64) + 3.0)  # a narrow cone, far from an ETF
+    opt = torch.optim.Adam([t], lr=0.02)
+    u0 = normalize_rows(t.detach())
+    start = float(etf_gram_deviation(u0 @ u0.T))
+    for _ in range(600):
+        u = normalize_rows(t)
+        loss = etf_gram_deviation(u @ u.T)
+        opt.zero_grad()
+        loss.backward()
+        assert t.grad is not None and torch.isfinite(t.grad).all()
+        opt.step()
+    u = normalize_rows(t.detach())
+    assert start > 0.5 and float(etf_gram_deviation(u @ u.T)) < 1e-3 * start
+    assert float(etf_gram_distance(center_rows(u) @ center_rows(u).T)) < 0.05
+
+
+def test_kernels_match_the_float_metrics():
+    from ncprobe.core.geometry import etf_gram_distance, paired_cosines, self_duality_distance
+
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(6, 9, generator=g, dtype=torch.float64), torch.randn(6, 9, generator=g, dtype=torch.float64)
+    assert float(etf_gram_distance(a @ b.T)) == etf_structure_error(a @ b.T)
+    expected = ((a / a.norm() - b / b.norm()) ** 2).sum()
+    assert torch.allclose(self_duality_distance(a, b), expected)
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert torch.allclose(paired_cosines(a, b), cos)
+
+
+def test_one_normaliser_keeps_zero_rows_at_zero_with_finite_gradients():
+    from ncprobe.core.geometry import normalize_rows
+
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0]], requires_grad=True)
+    out = normalize_rows(x)
+    out.sum().backward()
+    assert torch.equal(out[1].detach(), torch.zeros(2)) and torch.isfinite(x.grad).all()
+    assert torch.allclose(out[0], torch.tensor([0.6, 0.8]))

@@ -1,0 +1,71 @@
+"""The ``ncprobe`` command line: ``measure``, ``demo``, ``quickstart``, ``testbed``, ``train``, ``plot``.
+
+Each sub-command lives in its own module here with two functions: ``add_parser(subparsers)``, which
+imports nothing heavy (so ``ncprobe --help`` never loads torch), and ``run(args)``, which imports what
+the command needs. Expected failures (bad files, bad options, a missing package or checkpoint) print one
+line, ``ncprobe: error: …``, and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ._common import CLIError
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: Sub-command name → module (relative to this package), in help order.
+COMMANDS = {
+    "measure": ".measure",
+    "demo": ".demo",
+    "quickstart": ".quickstart",
+    "testbed": ".testbed",
+    "train": ".train",
+    "plot": ".plot",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command (cheap: no torch import)."""
+    parser = argparse.ArgumentParser(
+        prog="ncprobe", description="Neural-collapse diagnostics and NC-guided prompt tuning for V-L models."
+    )
+    parser.add_argument("--version", action="version", version=f"ncprobe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS.values():
+        importlib.import_module(module, __name__).add_parser(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [CLIError, ValueError, TypeError, KeyError, OSError]
+    for module, name in (
+        ("ncprobe.testbed.images", "MissingSourceError"),
+        ("ncprobe.testbed.model", "MissingTextTowerError"),
+    ):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            errors.append(getattr(mod, name))
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 2 expected failure)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("ncprobe: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"ncprobe: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

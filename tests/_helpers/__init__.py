@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules: float64 references, tiny models and data builders."""
