@@ -124,3 +124,25 @@ def test_learner_and_wrapper_must_share_the_model(native_bundle, custom_text_bun
     learner = CoCoOpPromptLearner(native_bundle, CLASSNAMES)
     with pytest.raises(ValueError, match="different CLIP model"):
         PromptedCLIP(custom_text_bundle, learner)
+
+
+@pytest.mark.parametrize("cfg_name", ["native", "hf"])
+def test_trimming_prompt_padding_gives_the_same_features(cfg_name):
+    """Prompts cut after their last non-padding token: same features as the full context (fp32)."""
+    from ncprobe.models import CoOpPromptLearner, MaPLePromptLearner, PromptedCLIP, load_clip
+    from tests._helpers.models import CLASSNAMES, NATIVE_CFG, minilm_cfg
+
+    bundle = (
+        load_clip("ncprobe-test-native", model_cfg=NATIVE_CFG)
+        if cfg_name == "native"
+        else load_clip("ncprobe-test-minilm-mean", model_cfg=minilm_cfg("mean_pooler"))
+    )
+    for learner in (
+        CoOpPromptLearner(bundle, CLASSNAMES, ctx_init="a photo of a"),
+        MaPLePromptLearner(bundle, CLASSNAMES, prompt_depth=2, vision_prompts=False),
+    ):
+        trimmed, full = PromptedCLIP(bundle, learner), PromptedCLIP(bundle, learner, trim_padding=False)
+        with torch.no_grad():
+            a, b = trimmed.encode_text(), full.encode_text()
+        assert trimmed._active_length() < learner.token_ids.shape[1]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
