@@ -137,6 +137,8 @@ def encode_attrs(attrs: dict) -> dict:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, float, np.integer, np.floating)):
             out[key] = json.dumps(value.item() if isinstance(value, np.generic) else value, default=str)
             encoded.append(key)
+        elif isinstance(value, str):
+            out[key] = str(value)  # plain str: h5py rejects subclasses (numpy str_, torch's TorchVersion)
         else:
             out[key] = value.item() if isinstance(value, np.generic) else value
     if encoded:
