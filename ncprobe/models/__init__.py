@@ -24,6 +24,7 @@ from .prompt_learners import (
     IVLPPromptLearner,
     MaPLePromptLearner,
     PromptLearner,
+    PromptTooLongError,
     build_prompt_learner,
 )
 from .prompted_clip import PromptedCLIP, PromptedCLIPOutput
@@ -49,6 +50,7 @@ __all__ = [
     "PROMPT_LEARNERS",
     "PretrainedWeightsUnavailableError",
     "PromptLearner",
+    "PromptTooLongError",
     "PromptedCLIP",
     "PromptedCLIPOutput",
     "TextBackbone",
