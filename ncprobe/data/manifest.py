@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from ncprobe._io import CorruptFileError, atomic_write_json, file_sha256, read_json
+from ncprobe._io import CorruptFileError, atomic_write_text, file_sha256, read_json
 from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, subsample_classes
 from ncprobe.data.errors import FewShotFileError, ManifestMismatchError
 from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec
@@ -129,6 +129,24 @@ def _rows(items: Sequence[Item], root: Path, split: str) -> tuple[Row, ...]:
             raise ValueError(f"{split} image {item.impath} has domain {item.domain}; manifests record domain 0 only")
         rows.append((rel, int(item.label)))
     return tuple(rows)
+
+
+def _dumps(doc: Mapping[str, Any]) -> str:
+    """Standard JSON with one top-level field per line and one list row / hash entry per line."""
+
+    def one(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    parts = []
+    for key, value in doc.items():
+        if isinstance(value, list) and key in ("train", "val") and value:
+            body = "[\n" + ",\n".join(f"  {one(row)}" for row in value) + "\n ]"
+        elif isinstance(value, dict) and key == "file_sha256" and value:
+            body = "{\n" + ",\n".join(f"  {one(k)}: {one(v)}" for k, v in value.items()) + "\n }"
+        else:
+            body = one(value)
+        parts.append(f" {one(key)}: {body}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def _plain(value: Any) -> Any:
@@ -240,8 +258,11 @@ class FewShotManifest:
         return doc
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        """Write the manifest atomically (``ncprobe._io.atomic_write_json``); returns the path."""
-        return atomic_write_json(path, self.to_dict(), indent=1, ensure_ascii=False)
+        """Write the manifest atomically (``ncprobe._io.atomic_write_text``); returns the path.
+
+        One field per line and one image per line, so that manifests diff well.
+        """
+        return atomic_write_text(path, _dumps(self.to_dict()))
 
     @classmethod
     def from_dict(cls, doc: Any, *, path: str | os.PathLike = "<manifest>") -> "FewShotManifest":
