@@ -39,7 +39,7 @@ from ncprobe.data import (
 
 from .config import DataConfig
 
-__all__ = ["EvalSet", "Task", "build_task", "selection_record"]
+__all__ = ["EvalSet", "Task", "build_task", "selection_record", "protocol_subsamples", "imbalance_spec"]
 
 
 @dataclass
@@ -130,7 +130,7 @@ def imbalance_spec(cfg: DataConfig, seed: int) -> ImbalanceSpec | None:
     return ImbalanceSpec(profile=cfg.imbalance_profile, ratio=float(cfg.imbalance_ratio), seed=int(order))
 
 
-def _subsample(protocol: str) -> tuple[str, list[tuple[str, str]]]:
+def protocol_subsamples(protocol: str) -> tuple[str, list[tuple[str, str]]]:
     """The training subsample and the (eval name, subsample) pairs of a within-dataset protocol."""
     if protocol == "base_to_novel":
         return "base", [("base", "base"), ("novel", "new")]
@@ -162,7 +162,7 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
     name = resolve_name(cfg.dataset)
     test_tf = build_test_transform(size=image_size)
     train_tf = build_train_transform(size=image_size) if cfg.augment_views > 0 else None
-    train_sub, eval_pairs = _subsample(protocol)
+    train_sub, eval_pairs = protocol_subsamples(protocol)
     imb = imbalance_spec(cfg, seed)
     ds = load_dataset(name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=train_sub, imbalance=imb)
     classnames, split = list(ds.classnames), ["base" if protocol == "base_to_novel" else "all"] * ds.num_classes

@@ -32,7 +32,7 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .tasks import EvalSet, Task, _subsample, imbalance_spec, selection_record
+from .tasks import EvalSet, Task, protocol_subsamples, imbalance_spec, selection_record
 
 __all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
@@ -106,7 +106,7 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         val_mode="none",
         source="ncprobe embedded benchmark",
     )
-    train_sub, eval_pairs = _subsample(protocol)
+    train_sub, eval_pairs = protocol_subsamples(protocol)
     common = dict(
         name="EmbeddedBenchmark",
         dataset_dir=Path("testbed"),
