@@ -60,6 +60,8 @@ def report_dataset(
     outside the chosen evaluation set (NaN ``class_count``) are dropped.
     """
     ds = as_dataset(data)
+    if "layer" in ds.dims:
+        raise ValueError("this dataset stacks reports along 'layer': draw it with layers_figure")
     if "epoch" in ds.dims:
         ds = ds.isel(epoch=-1) if epoch in (None, -1) else _sel(ds, "epoch", epoch)
     if "eval_set" in ds.dims:
@@ -71,8 +73,6 @@ def report_dataset(
         ds = _sel(ds, "eval_set", eval_set)
     if "seed" in ds.dims:
         ds = ds.isel(seed=0) if seed is None else _sel(ds, "seed", seed)
-    if "layer" in ds.dims:
-        raise ValueError("this dataset stacks reports along 'layer': draw it with layers_figure")
     if "class_count" in ds and ds["class_count"].ndim == 1:
         keep = ~np.isnan(ds["class_count"].values.astype(float))
         if not keep.all():

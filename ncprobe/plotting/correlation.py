@@ -173,7 +173,7 @@ def correlation_figure(
     >>> t = pd.DataFrame({"nc1": [0.1, 0.2, 0.4, 0.8], "hm": [0.8, 0.7, 0.65, 0.5],
     ...                   "imbalance_ratio": [1, 4, 16, 16], "method": ["CoOp"] * 4})
     >>> fig = correlation_figure(t, metric="nc1", accuracies=["hm"])
-    >>> "Pearson r = -0.97" in fig.layout.annotations[0].text
+    >>> "Pearson r = -0.98" in fig.layout.annotations[0].text
     True
     """
     _check_columns(table, metric, accuracies)

@@ -49,8 +49,19 @@ def stack_layers(reports: Mapping[Any, Mapping[str, NCReport] | NCReport]) -> xr
         raise ValueError(f"splits {short} are missing at some layers; every layer needs the same splits {splits}")
     coords = [str(layer) for layer in layers]
     stacks = [stack_reports(by_split[s], dim="layer", coords=coords) for s in splits]
-    out = xr.concat(stacks, dim="eval_set", join="outer", combine_attrs="drop_conflicts")
-    return out.assign_coords(eval_set=splits)
+    labels: dict[str, dict] = {"class_name": {}, "class_group": {}}  # per-class coordinates, joined by hand
+    for st in stacks:
+        for key, table in labels.items():
+            if key in st.coords:
+                table.update(zip(st["class"].values.tolist(), map(str, st[key].values)))
+    bare = [st.drop_vars([k for k in labels if k in st.coords]) for st in stacks]
+    out = xr.concat(bare, dim="eval_set", join="outer", combine_attrs="drop_conflicts").assign_coords(eval_set=splits)
+    ids = out["class"].values.tolist()
+    for key, table in labels.items():
+        if table:
+            values = [table.get(c, "none" if key == "class_group" else f"class {c}") for c in ids]
+            out = out.assign_coords({key: ("class", values)})
+    return out
 
 
 def layers_figure(

@@ -132,7 +132,7 @@ def correlate(
 
     >>> c = correlate([1, 2, 3, 4, 5, 6], [1, 3, 2, 5, 4, 6], method="spearman")
     >>> c.method, round(c.r, 3), c.n
-    ('spearman', 0.829, 6)
+    ('spearman', 0.886, 6)
     """
     func = {"pearson": pearson, "spearman": spearman}.get(method)
     if func is None:
