@@ -141,7 +141,7 @@ def correlation_figure(
     fit: bool = True,
     title: str | None = None,
     width: int | None = None,
-    height: int = 460,
+    height: int = 520,
 ) -> go.Figure:
     """Scatter of ``metric`` (x) against each accuracy column (one panel each), with Pearson r and Spearman ρ,
     their p-values and seeded percentile-bootstrap intervals written in each panel.
@@ -228,17 +228,24 @@ def correlation_figure(
             _fit_line(fig, table[metric].to_numpy(float), table[acc].to_numpy(float), row=1, col=col)
         fig.update_xaxes(title_text=metric_title(metric), **metric_axis(metric), row=1, col=col)
         fig.update_yaxes(**metric_axis(acc), title_text="accuracy" if col == 1 else None, row=1, col=col)
-    ci = f"[{confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}]"
+    ci = f"{confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}"
     fig.update_layout(
-        title={
-            "text": title or f"{metric} against accuracy across runs<br><sup>{ci}</sup>",
-            "y": 0.98,
-            "yanchor": "top",
-        },
+        title={"text": title or f"{metric} against accuracy across runs"},
         width=width or 420 * len(accuracies) + 260,
         height=height,
         template="plotly_white",
-        margin={"t": 170},
+        margin={"t": 170, "b": 110},
+    )
+    fig.add_annotation(
+        text=f"[…]: {ci}; p: two-sided t test",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.32,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        font={"size": 11, "color": "#555"},
     )
     return fig
 

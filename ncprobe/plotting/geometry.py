@@ -206,7 +206,7 @@ def _axes(fig: go.Figure, dims: int, panels: int) -> None:
     if dims == 3:
         for i in range(1, panels + 1):
             key = "scene" if i == 1 else f"scene{i}"
-            fig.layout[key].update(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3", aspectmode="data")
+            fig.layout[key].update(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3", aspectmode="cube")
         return
     for i in range(1, panels + 1):
         fig.update_xaxes(title_text="PC1", zeroline=True, row=1, col=i)
