@@ -3,7 +3,7 @@
     python docs/metrics_reference.py          # rewrite the section between the markers in docs/metrics.md
     python docs/metrics_reference.py --check  # exit 1 if docs/metrics.md is out of date
 
-``tests/docs/test_metrics_reference.py`` runs the check, so a catalog change without a docs update fails CI.
+``tests/docs/test_docs_metrics_page.py`` runs the check, so a catalog change without a docs update fails CI.
 The sign notes below are the one hand-written part: every metric whose range allows negative values must
 have one (the test enforces it), saying what a negative value means.
 """
