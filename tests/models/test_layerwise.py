@@ -17,6 +17,9 @@ from ncprobe.models.layerwise import (
 from tests._helpers.models import CLASSNAMES, prompts_for
 
 BUNDLES = ["native_bundle", "custom_text_bundle", "hf_bundle", "hf_cls_bundle"]
+#: torch's thread count before tests/models' single-thread fixture: the testbed build below may be the
+#: session's first, and tests/testbed compares a rebuild made at the default thread count with it bitwise.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 @pytest.fixture
@@ -109,7 +112,7 @@ def test_testbed_layers_feed_measure_and_the_layers_figure():
     from ncprobe.plotting import layers_figure
     from ncprobe.testbed import EmbeddedBenchmark, load_testbed
 
-    bundle = load_testbed("fast", progress=False)
+    bundle = load_testbed("fast", num_threads=DEFAULT_THREADS, progress=False)
     test = EmbeddedBenchmark("test")
     base, novel = test.subset("base"), test.subset("novel")
     small = [torch.utils.data.Subset(s, range(0, len(s), 5)) for s in (base, novel)]
