@@ -32,7 +32,7 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .tasks import EvalSet, Task, protocol_subsamples, imbalance_spec, selection_record
+from .tasks import EvalSet, Task, imbalance_spec, protocol_subsamples, selection_record
 
 __all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
