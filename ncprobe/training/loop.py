@@ -187,11 +187,13 @@ class Engine:
             local = shard(idx, p.info)
             labels = self.task.train_labels[local].to(p.device)
             with autocast_context(p.precision, p.device):
+                images = None
                 if self.bank is not None:
                     img = self.bank.view(epoch)[local.to(self.bank.train.device)]
                 else:
                     source = self.task.train_augmented or self.task.train
-                    img = model.encode_image(self._batch_images(source, local))
+                    images = self._batch_images(source, local)
+                    img = model.encode_image(images)
                 text = model.encode_text(img if p.conditional else None)
                 logits = model.compute_logits(img, text)
                 terms = {"loss_ce": F.cross_entropy(logits.float(), labels)}
@@ -355,8 +357,13 @@ class Engine:
                 epoch - 1, base_lr=p.lr, epochs=p.epochs, warmup_epochs=p.warmup_epochs, warmup_lr=p.warmup_lr
             )
             losses, train_acc = self.train_epoch(epoch, lr)
+            for _, _, reg in p.regularizers:
+                reg.on_epoch_end(epoch, self.model)
             rec = EpochRecord(epoch=epoch, losses=losses, train_accuracy=train_acc, lr=lr)
             last = epoch == p.epochs or (p.max_steps is not None and self.step >= p.max_steps)
+            if last:
+                for _, _, reg in p.regularizers:
+                    reg.on_train_end(self.model)
             self.evaluate(rec, track=last or epoch % p.track_every == 0)
             rec.seconds = time.perf_counter() - t0
             self.records.append(rec)

@@ -9,6 +9,8 @@ and be checkpointed through ``state_dict``) with
 * :meth:`Regularizer.forward` — called every step with a :class:`StepOutput`; returns ``{term: loss}``
   (unweighted 0-d tensors). The engine multiplies each term by the regularizer's weight, adds it to the
   cross-entropy, and records every term per epoch as ``loss_<name>_<term>`` (unweighted);
+* :meth:`Regularizer.on_epoch_end` / :meth:`Regularizer.on_train_end` — hooks after each epoch and after the
+  last one (PromptSRC's prompt aggregation replaces the prompts at the end);
 * :meth:`Regularizer.info` — a JSON-ready dict for the run's ``result.json`` (e.g. "a near-ETF was used").
 
 Register a class with :func:`register_regularizer`; :data:`REGULARIZERS` maps names to classes and an
@@ -80,6 +82,11 @@ class StepOutput:
         The training class names (index = label).
     target_features:
         (B', d) normalised image features of an unlabelled target batch, when the task has one.
+    indices:
+        (B,) indices of the batch's images in the task's training set.
+    images:
+        (B, 3, H, W) the batch's input images when the image tower ran this step (``None`` when the features
+        came from the frozen-feature bank).
     epoch, step:
         1-based epoch and global step.
     extra:
@@ -94,6 +101,8 @@ class StepOutput:
     model: nn.Module
     classnames: list[str]
     target_features: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+    images: torch.Tensor | None = None
     epoch: int = 0
     step: int = 0
     extra: dict = field(default_factory=dict)
@@ -114,6 +123,13 @@ class Regularizer(nn.Module):
 
     def forward(self, out: StepOutput) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> None:
+        """Called after each training epoch (before evaluation), e.g. to record prompt snapshots."""
+
+    def on_train_end(self, model: nn.Module) -> None:
+        """Called once after the last epoch, before the final evaluation is recorded (e.g. to replace the
+        prompts by an aggregate of their epochs, as PromptSRC's Gaussian prompt aggregation does)."""
 
     def info(self) -> dict:
         """JSON-ready facts about this term for ``result.json``."""
