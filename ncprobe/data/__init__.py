@@ -5,7 +5,7 @@ Entry points
 * :func:`load_dataset` — one of the 11 CoOp benchmark datasets or an ImageNet variant, with
   CoOp's few-shot sampling (Dassl's algorithm and random stream: the same seed draws the same images
   as CoOp when the items are listed in CoOp's order — always for datasets read from split files,
-  for ImageNet only with CoOp's ``preprocessed.pkl``; see :func:`load_dataset`), base/new split and
+  for ImageNet only with CoOp's ``preprocessed.pkl``; see :func:`load_dataset`), base/novel split and
   optional imbalance.
 * :func:`load_image_folder` — the same protocol on any class-per-folder tree.
 * :class:`FewShotManifest` — the portable record of a run's selected images:

@@ -15,7 +15,7 @@ Source semantics (``KaiyangZhou/Dassl.pytorch``, ``dassl/data/datasets/base_data
 4. CoOp samples ``train`` with K shots, then ``val`` with ``min(K, 4)`` shots from the **same**
    stream; ImageNet (val = test) samples ``train`` only.
 5. CoOp caches the result at ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.pkl`` and reuses
-   it whenever that file exists (the cache key has no ``subsample``: base and new share it).
+   it whenever that file exists (the cache key has no ``subsample``: base and novel share it).
 
 Caching here (:func:`load_or_sample_fewshot`): CoOp's pkl is read when it exists (so a run next to
 a CoOp run uses CoOp's exact images); otherwise ncprobe's own JSON manifest

@@ -247,7 +247,7 @@ def load_image_folder(
     """Any class-per-folder image tree as a :class:`~ncprobe.data.pipeline.PreparedDataset`.
 
     Same protocol as :func:`ncprobe.data.load_dataset` (few-shot with the
-    ``<root>/split_fewshot`` cache, base/new, imbalance, ``manifest=``); reading options as in
+    ``<root>/split_fewshot`` cache, base/novel, imbalance, ``manifest=``); reading options as in
     :func:`read_image_folder`. ``name`` defaults to the folder name (or the manifest's dataset
     name), ``template`` to ``"a photo of a {}."`` (or the manifest's).
     """

@@ -8,7 +8,7 @@ version and on the sampler. A manifest records the outcome instead: the selected
 File format (JSON, ``format = "ncprobe.fewshot-manifest"``, ``version = 1``)
 --------------------------------------------------------------------------
 ``dataset``, ``loader`` (``"load_dataset"`` or ``"load_image_folder"``), ``template``,
-``classnames`` (label order, after base/new subsampling), ``num_shots``, ``seed``, ``repeat``,
+``classnames`` (label order, after base/novel subsampling), ``num_shots``, ``seed``, ``repeat``,
 ``subsample``, ``val_mode`` (``"separate"``, ``"test"`` = ImageNet's val is its test set, ``"none"``),
 ``imbalance`` (``null``, or the :class:`~ncprobe.data.ImbalanceSpec` fields plus the per-class
 ``labels``, ``ranks``, ``target_counts``, ``counts`` and ``groups`` of the result),
@@ -169,7 +169,7 @@ class FewShotManifest:
     dataset:
         Dataset name (canonical CoOp name, or the image-folder dataset's name).
     classnames:
-        Class names in label order (after base/new subsampling).
+        Class names in label order (after base/novel subsampling).
     train, val:
         ``(path, label)`` rows, paths relative to the dataset folder and ``/``-separated, in the
         order the run used them. ``val`` is ``None`` unless ``val_mode == "separate"``.

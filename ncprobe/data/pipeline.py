@@ -5,7 +5,7 @@ optional imbalance step):
 
 1. read the full train/val/test lists (split file or reader) and check the class names agree;
 2. K-shot sampling with the ``split_fewshot`` cache (:mod:`ncprobe.data.fewshot`);
-3. base/new class subsampling (:mod:`ncprobe.data.base_novel`);
+3. base/novel class subsampling (:mod:`ncprobe.data.base_novel`);
 4. optional class imbalance of the training split (:mod:`ncprobe.data.imbalance`).
 
 With a :class:`~ncprobe.data.FewShotManifest` (``manifest=``), steps 2–4 are replaced by the
@@ -79,7 +79,7 @@ class PreparedDataset:
     dataset_dir:
         The dataset folder (``$DATA/<folder>``).
     train, val, test:
-        Item lists after few-shot sampling, base/new subsampling and imbalance. For ImageNet
+        Item lists after few-shot sampling, base/novel subsampling and imbalance. For ImageNet
         ``val`` **is** ``test`` (CoOp evaluates on the official val set); for the test-only
         ImageNet variants ``val`` is empty.
     classnames:
@@ -193,7 +193,7 @@ def prepare_dataset(
     seed:
         Few-shot seed (CoOp's ``--seed``; papers use 1, 2, 3) and default imbalance seed.
     subsample:
-        ``"all"``, ``"base"`` or ``"new"``.
+        ``"all"``, ``"base"`` or ``"novel"``.
     imbalance:
         Applied to ``train`` after subsampling, so ``ρ`` spans exactly the trained classes.
     repeat, fewshot_dir, use_cache:
@@ -213,7 +213,7 @@ def prepare_dataset(
     ClassNameMismatchError
         Class names disagree between the splits.
     ValueError
-        ``subsample`` is not ``"all"``, ``"base"`` or ``"new"``; ``num_shots`` is negative;
+        ``subsample`` is not ``"all"``, ``"base"`` or ``"novel"``; ``num_shots`` is negative;
         settings contradict ``manifest``.
     TypeError
         ``num_shots`` or ``seed`` is not a whole number (e.g. ``16.5``).

@@ -192,7 +192,7 @@ def load_dataset(
         Few-shot seed (CoOp ``--seed``, an integer). Same seed ⇒ same images as CoOp only under the
         conditions above.
     subsample:
-        ``"all"``, ``"base"`` or ``"new"`` (base-to-novel protocol).
+        ``"all"``, ``"base"`` or ``"novel"`` (base-to-novel protocol).
     imbalance:
         Optional :class:`~ncprobe.data.imbalance.ImbalanceSpec` applied to train after few-shot
         sampling and subsampling.

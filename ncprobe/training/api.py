@@ -3,8 +3,9 @@
 A run folder (``output_dir``) holds, each written atomically:
 
 * ``config.yaml`` — the resolved config (published defaults filled in);
-* ``manifest.json`` — the few-shot selection (item paths, labels, class names, shots, seed, imbalance
-  profile, per-class counts, content hash);
+* ``manifest.json`` — the few-shot selection as a portable :class:`~ncprobe.data.FewShotManifest` (image paths
+  relative to the dataset folder, labels, class names, shots, seed, imbalance profile and per-class counts,
+  content hash); ``data.manifest`` starts another run from it;
 * ``history.nc`` — the history dataset (``docs/history.md``);
 * ``result.json`` — final metrics plus provenance (versions, device, precision, config hash, regularizer facts);
 * ``checkpoints/epoch_NNNN.pt`` — one per epoch.
@@ -266,7 +267,7 @@ def _run_seed(
     if cfg.feature_bank == "on" and not spec.frozen_image_features:
         raise ValueError(f"feature_bank='on' needs a frozen, unprompted image tower; {spec.name} prompts it")
     if run_dir is not None and info.is_main:
-        _write_json(run_dir / "manifest.json", task.selection)
+        task.selection.to_json(run_dir / "manifest.json")
     plan = RunPlan(
         model=model,
         task=task,

@@ -2,8 +2,9 @@
 
 A :class:`Task` holds the training split (after Dassl's seeded K-shot draw, the base/novel subsampling and
 the optional imbalance profile, all from :mod:`ncprobe.data`), the evaluation sets of the protocol, a global
-class index shared by the history's ``class`` dimension, and the few-shot selection (written to the run's
-``manifest.json``). Protocols:
+class index shared by the history's ``class`` dimension, and the few-shot selection as a portable
+:class:`~ncprobe.data.FewShotManifest` (written to the run's ``manifest.json``; ``data.manifest`` starts a run
+from one, and a manifest of another selection — other shots, seed, classes or images — is refused). Protocols:
 
 * ``few_shot`` — train and evaluate on all classes (``"all"``);
 * ``base_to_novel`` — train on the base half (first ``ceil(C/2)`` labels), evaluate ``"base"`` among base
@@ -24,13 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ncprobe._io import stable_hash
 from ncprobe.data import (
     BENCHMARK_11,
     DG_TARGETS,
+    FewShotManifest,
     ImageItemDataset,
     ImbalanceSpec,
-    PreparedDataset,
     build_test_transform,
     build_train_transform,
     load_dataset,
@@ -39,7 +39,7 @@ from ncprobe.data import (
 
 from .config import DataConfig
 
-__all__ = ["EvalSet", "Task", "build_task", "selection_record", "protocol_subsamples", "imbalance_spec"]
+__all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec"]
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Task:
     eval_sets: list[EvalSet]
     classnames: list[str]
     class_split: list[str]
-    selection: dict
+    selection: FewShotManifest
     train_class_texts: list[list[str]] | None = None
     ood: Dataset | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -90,37 +90,6 @@ class Task:
         raise KeyError(f"no evaluation set {name!r}; this task has {[e.name for e in self.eval_sets]}")
 
 
-def selection_record(ds: PreparedDataset, *, root: str | None, extra: dict | None = None) -> dict:
-    """The few-shot selection as JSON-ready data: item paths (relative to ``root`` when given), labels, class
-    names, shots, seed, imbalance profile and per-class counts, with a content hash."""
-
-    def rel(path: str) -> str:
-        if root is not None and path.startswith(str(root)):
-            return path[len(str(root)) :].lstrip("/")
-        return path
-
-    items = [{"path": rel(it.impath), "label": int(it.label)} for it in ds.train]
-    record = {
-        "dataset": ds.name,
-        "num_shots": ds.num_shots,
-        "seed": ds.seed,
-        "subsample": ds.subsample,
-        "classnames": list(ds.classnames),
-        "counts": ds.class_counts("train").tolist(),
-        "items": items,
-        "imbalance": None
-        if ds.imbalance is None
-        else {
-            "ranks": ds.imbalance.ranks.tolist(),
-            "target_counts": ds.imbalance.target_counts.tolist(),
-            "groups": ds.imbalance.groups.tolist(),
-        },
-        **(extra or {}),
-    }
-    record["content_hash"] = stable_hash({k: v for k, v in record.items() if k != "content_hash"}, length=32)
-    return record
-
-
 def imbalance_spec(cfg: DataConfig, seed: int) -> ImbalanceSpec | None:
     if cfg.imbalance_ratio < 1:
         raise ValueError(f"imbalance_ratio must be >= 1 (n_max/n_min), got {cfg.imbalance_ratio}")
@@ -133,7 +102,7 @@ def imbalance_spec(cfg: DataConfig, seed: int) -> ImbalanceSpec | None:
 def protocol_subsamples(protocol: str) -> tuple[str, list[tuple[str, str]]]:
     """The training subsample and the (eval name, subsample) pairs of a within-dataset protocol."""
     if protocol == "base_to_novel":
-        return "base", [("base", "base"), ("novel", "new")]
+        return "base", [("base", "base"), ("novel", "novel")]
     return "all", [("all", "all")]
 
 
@@ -164,14 +133,16 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
     train_tf = build_train_transform(size=image_size) if cfg.augment_views > 0 else None
     train_sub, eval_pairs = protocol_subsamples(protocol)
     imb = imbalance_spec(cfg, seed)
-    ds = load_dataset(name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=train_sub, imbalance=imb)
+    ds = load_dataset(
+        name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=train_sub, imbalance=imb, manifest=cfg.manifest
+    )
     classnames, split = list(ds.classnames), ["base" if protocol == "base_to_novel" else "all"] * ds.num_classes
     eval_sets: list[EvalSet] = []
     for eval_name, sub in eval_pairs:
         part = (
             ds if sub == train_sub else load_dataset(name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=sub)
         )
-        if sub == "new":
+        if sub == "novel":
             index = np.arange(len(classnames), len(classnames) + part.num_classes)
             classnames += list(part.classnames)
             split += ["novel"] * part.num_classes
@@ -223,7 +194,7 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
         eval_sets=eval_sets,
         classnames=classnames,
         class_split=split,
-        selection=selection_record(ds, root=cfg.root),
+        selection=ds.to_manifest(),
         ood=ood,
     )
 

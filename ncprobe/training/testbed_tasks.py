@@ -32,7 +32,7 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .tasks import EvalSet, Task, imbalance_spec, protocol_subsamples, selection_record
+from .tasks import EvalSet, Task, imbalance_spec, protocol_subsamples
 
 __all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
@@ -115,13 +115,13 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         seed=seed,
         use_cache=False,
     )
-    ds = prepare_dataset(raw, subsample=train_sub, imbalance=imbalance_spec(cfg, seed), **common)
+    ds = prepare_dataset(raw, subsample=train_sub, imbalance=imbalance_spec(cfg, seed), manifest=cfg.manifest, **common)
     aug = random_shift if cfg.augment_views > 0 else None
     eval_sets: list[EvalSet] = []
     classnames, split = list(ds.classnames), ["base" if protocol == "base_to_novel" else "all"] * ds.num_classes
     for eval_name, sub in eval_pairs:
         part = ds if sub == train_sub else prepare_dataset(raw, subsample=sub, **common)
-        if sub == "new":
+        if sub == "novel":
             index = np.arange(len(classnames), len(classnames) + part.num_classes)
             classnames += list(part.classnames)
             split += ["novel"] * part.num_classes
@@ -159,7 +159,7 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         eval_sets=eval_sets,
         classnames=classnames,
         class_split=split,
-        selection=selection_record(ds, root=None),
+        selection=ds.to_manifest(),
         ood=ood,
     )
 

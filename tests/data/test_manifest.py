@@ -195,7 +195,7 @@ def test_manifest_that_does_not_fit_the_data(fake, data_root, tmp_path):
 
 def test_imagenet_manifest_keeps_val_equal_to_test(fake, data_root, tmp_path):
     fake.build("ImageNet")
-    ds = load_dataset("imagenet", data_root, num_shots=2, seed=1, subsample="new")
+    ds = load_dataset("imagenet", data_root, num_shots=2, seed=1, subsample="novel")
     manifest = ds.to_manifest()
     assert manifest.val is None and manifest.val_mode == "test"
     again = FewShotManifest.from_json(manifest.to_json(tmp_path / "m.json")).load_dataset(data_root)

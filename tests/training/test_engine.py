@@ -88,8 +88,16 @@ def test_run_folder_files_and_refusals(tmp_path):
         assert (tmp_path / name).is_file(), name
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["provenance"]["config_hash"] and result["provenance"]["torch"] == str(torch.__version__)
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["counts"] == [4] * 10 and len(manifest["items"]) == 40 and manifest["content_hash"]
+    from ncprobe.data import load_manifest
+
+    manifest = load_manifest(tmp_path / "manifest.json")
+    assert manifest.num_classes == 10 and len(manifest.train) == 40 and manifest.num_shots == 4
+    assert all(path.startswith("train/") for path, _ in manifest.train)
+    # a run started from the manifest trains on exactly the same images; another selection is refused
+    again = train(cfg.replace(output_dir=None, **{"data.manifest": str(tmp_path / "manifest.json")}))
+    assert list(again.runs[0].history["accuracy"].values.ravel()) == list(train_hist_acc(tmp_path))
+    with pytest.raises(ValueError, match="num_shots"):
+        train(cfg.replace(output_dir=None, **{"data.manifest": str(tmp_path / "manifest.json"), "data.num_shots": 2}))
     loaded = load_run(tmp_path)
     assert float(loaded.history["accuracy"].isel(epoch=-1).sel(eval_set="base")) == result["final"]["accuracy"]["base"]
     with pytest.raises(ValueError, match="already holds this run; pass resume=True"):
@@ -101,6 +109,10 @@ def test_run_folder_files_and_refusals(tmp_path):
         evaluate(tmp_path, checkpoint=tmp_path / "checkpoints" / "epoch_0009.pt")
     with pytest.raises(FileNotFoundError, match="no run config"):
         evaluate(tmp_path / "missing")
+
+
+def train_hist_acc(run_dir):
+    return load_run(run_dir).history["accuracy"].values.ravel().tolist()
 
 
 def test_imbalanced_run_records_groups_and_manifest_counts():
