@@ -113,6 +113,11 @@ class MethodConfig:
     n_ctx_vision: int | None = _f(None, help="IVLP vision prompt tokens")
     class_specific: bool = _f(False, help="CoOp class-specific contexts (CSC)")
     class_token_position: str = _f("end", help="CoOp class token position", choices=("end", "middle", "front"))
+    trim_padding: bool = _f(
+        True,
+        help="run class prompts only up to their last non-padding token (same features, less work; False runs "
+        "the full context as the original code does)",
+    )
 
 
 @dataclass

@@ -181,4 +181,4 @@ def build_model(
         learner = build_prompt_learner(
             spec.learner, bundle, classnames, generator=generator, **learner_options(spec, cfg)
         )
-    return PromptedCLIP(bundle, learner)
+    return PromptedCLIP(bundle, learner, trim_padding=cfg.trim_padding)

@@ -14,6 +14,7 @@ normalised, as CLIP compares them) and the current prompts' class text features 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,5 +88,10 @@ def evaluate_set(
         stats.all_reduce()
         dec = DecisionStatistics(stats, text_features=text.double()).update(x, labels)
         dec.all_reduce()
-        report = measure(stats, decisions=dec, text_features=text.double(), groups=groups, class_names=class_names)
+        try:
+            report = measure(stats, decisions=dec, text_features=text.double(), groups=groups, class_names=class_names)
+        except ValueError as err:  # e.g. coinciding class means: the metrics are undefined, training goes on
+            warnings.warn(
+                f"NC metrics of evaluation set {name!r} are undefined and recorded as missing: {err}", stacklevel=2
+            )
     return SetEvaluation(name, accuracy, report)

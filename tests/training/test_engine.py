@@ -54,7 +54,9 @@ def test_history_equals_measure_on_the_saved_checkpoint(tmp_path):
     run = train(cfg).runs[0]
     hist = run.history
     # a fresh model from the checkpoint, measured with the public API
-    state = torch.load(tmp_path / "checkpoints" / "epoch_0002.pt", weights_only=False)
+    from ncprobe.training.checkpoint import latest_checkpoint
+
+    state = torch.load(latest_checkpoint(tmp_path), weights_only=False)
     model = run.model
     model.prompt_learner.load_state_dict(state["learner"])
     from ncprobe.testbed import EmbeddedBenchmark
