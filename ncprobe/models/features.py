@@ -49,13 +49,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import open_clip
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ncprobe._io import atomic_path, cache_dir, stable_hash
+from ncprobe.core.geometry import normalize_rows
 from ncprobe.models.bundle import CLIPBundle
 from ncprobe.models.digest import weights_digest
 from ncprobe.models.prompted_clip import PromptedCLIP
@@ -275,8 +275,9 @@ def extract_features(
     num_workers: int = 0,
     progress: bool | None = True,
     normalize: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image features of every item of ``dataset``.
+    layers: int | Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Image features of every item of ``dataset`` (or, with ``layers``, of intermediate blocks).
 
     The model runs in eval mode under ``torch.no_grad`` (its previous mode is restored), in
     batches, with ``torch.autocast`` (bf16, else fp16) on CUDA. Features are stored unnormalised;
@@ -307,12 +308,33 @@ def extract_features(
         Show a tqdm progress bar (``None``: only on a terminal).
     normalize:
         Return L2-normalised features.
+    layers:
+        Block indices of the image tower (negative from the end): return the pooled class-token features
+        after each of them instead, as ``{block: (features, labels)}`` (:func:`ncprobe.models.layerwise.
+        extract_layer_features`, ``project=True``: the last block equals the final features). Not cached.
 
     Returns
     -------
     (features, labels)
-        ``float32`` tensor ``(N, D)`` on CPU and ``int64`` tensor ``(N,)``, in dataset order.
+        ``float32`` tensor ``(N, D)`` on CPU and ``int64`` tensor ``(N,)``, in dataset order; with ``layers``
+        a dict of such pairs by block index.
     """
+    if layers is not None:
+        from .layerwise import extract_layer_features
+
+        if isinstance(bundle, PromptedCLIP):
+            raise ValueError("layers= reads the frozen towers; pass the CLIPBundle, not a PromptedCLIP")
+        return extract_layer_features(
+            bundle,
+            dataset,
+            layers,
+            project=True,
+            normalize=normalize,
+            batch_size=batch_size,
+            device=device,
+            num_workers=num_workers,
+            progress=bool(progress),
+        )
     base = _bundle_of(bundle)
     prompted = isinstance(bundle, PromptedCLIP)
     if cache is None:
@@ -326,7 +348,7 @@ def extract_features(
         hit = _read_cache(path, key, len(dataset))
         if hit is not None:
             feats, labels = hit
-            return (F.normalize(feats, dim=-1) if normalize else feats), labels
+            return (normalize_rows(feats) if normalize else feats), labels
 
     module: torch.nn.Module = bundle if prompted else base.model
     if base.device != dev:
@@ -359,7 +381,7 @@ def extract_features(
                 str(tmp),
                 metadata={"key": _canonical(key)},
             )
-    return (F.normalize(feats, dim=-1) if normalize else feats), labels
+    return (normalize_rows(feats) if normalize else feats), labels
 
 
 def _format(template: Template, classname: str) -> str:
@@ -374,8 +396,9 @@ def text_features(
     normalize: bool = True,
     device: str | torch.device | None = None,
     batch_size: int = 256,
-) -> torch.Tensor:
-    """Text features of class prompts: zero-shot classifier weights.
+    layers: int | Sequence[int] | None = None,
+) -> torch.Tensor | dict[int, torch.Tensor]:
+    """Text features of class prompts: zero-shot classifier weights (or, with ``layers``, of intermediate blocks).
 
     With one template, each class is encoded once. With several (an ensemble), each template's
     features are L2-normalised, averaged over templates and, when ``normalize``, re-normalised, as
@@ -397,13 +420,38 @@ def text_features(
         Where to run; default the model's device (the model is moved there if needed).
     batch_size:
         Prompts per forward pass.
+    layers:
+        Block indices of the text tower: return ``{block: (C, D) features}`` of the pooled end-of-text token
+        (or the tower's own pooling) after each block (:func:`ncprobe.models.layerwise.text_layer_features`,
+        ``project=True``), ensembles averaged as for the final features.
 
     Returns
     -------
     torch.Tensor
-        ``float32`` tensor ``(C, D)`` on CPU.
+        ``float32`` tensor ``(C, D)`` on CPU; with ``layers`` a dict of them by block index.
     """
     single = isinstance(templates, str) or callable(templates)
+    if layers is not None:
+        from .layerwise import text_layer_features
+
+        template_list = [templates] if single else list(templates)
+        per = [
+            text_layer_features(
+                bundle,
+                [_format(t, n) for n in classnames],
+                layers,
+                project=True,
+                normalize=True,
+                batch_size=batch_size,
+                device=device,
+            )
+            for t in template_list
+        ]
+        out = {}
+        for block in per[0]:
+            mean = torch.stack([p[block] for p in per]).mean(0)
+            out[block] = normalize_rows(mean) if normalize else mean
+        return out
     template_list = [templates] if single else list(templates)
     if not template_list:
         raise ValueError("templates is empty")
@@ -425,6 +473,6 @@ def text_features(
             per_template.append(torch.cat(outs) if outs else torch.empty(0, 0))
     if single:
         feats = per_template[0]
-        return F.normalize(feats, dim=-1) if normalize else feats
-    mean = torch.stack([F.normalize(f, dim=-1) for f in per_template]).mean(dim=0)
-    return F.normalize(mean, dim=-1) if normalize else mean
+        return normalize_rows(feats) if normalize else feats
+    mean = torch.stack([normalize_rows(f) for f in per_template]).mean(dim=0)
+    return normalize_rows(mean) if normalize else mean

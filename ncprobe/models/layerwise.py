@@ -30,13 +30,14 @@ import contextlib
 from typing import Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from open_clip.hf_model import HFTextEncoder
 from open_clip.transformer import TextTransformer, VisionTransformer, text_global_pool
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutput
+
+from ncprobe.core.geometry import normalize_rows
 
 from .bundle import CLIPBundle
 
@@ -255,7 +256,7 @@ def extract_layer_features(
     out = {}
     for i in idx:
         f = torch.cat(chunks[i]) if chunks[i] else torch.empty(0, 0)
-        out[i] = (F.normalize(f, dim=-1) if normalize else f, y_all)
+        out[i] = (normalize_rows(f) if normalize else f, y_all)
     return out
 
 
@@ -320,5 +321,5 @@ def text_layer_features(
     out = {}
     for i in idx:
         f = torch.cat(chunks[i]) if chunks[i] else torch.empty(0, 0)
-        out[i] = F.normalize(f, dim=-1) if normalize else f
+        out[i] = normalize_rows(f) if normalize else f
     return out

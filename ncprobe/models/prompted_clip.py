@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ncprobe.core.geometry import normalize_rows
 
 from .bundle import CLIPBundle
 from .prompt_learners.base import PromptLearner
@@ -138,7 +139,7 @@ class PromptedCLIP(nn.Module):
             feats = self.clip.encode_image(images.to(_input_dtype(visual)))
         else:
             feats = encode_image_with_prompts(visual, images, shallow=shallow, deep=deep)
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
 
     def encode_text(self, image_features: torch.Tensor | None = None, *, normalize: bool = True) -> torch.Tensor:
         """Class text features from the learned prompts.
@@ -166,7 +167,7 @@ class PromptedCLIP(nn.Module):
                 for i in range(0, image_features.shape[0], step)
             ]
             feats = torch.cat(chunks, dim=0)
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
 
     def _active_length(self) -> int:
         """Sequence length the class prompts need: up to their last non-padding token, when the text tower
@@ -222,7 +223,7 @@ class PromptedCLIP(nn.Module):
             deep_prompts=learner.deep_text_prompts(),
             deep_start=learner.ctx_start,
         )
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
 
     def compute_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """``logit_scale · image @ textᵀ`` (+ ``logit_bias`` if the model has one); per image for 3-D text."""
