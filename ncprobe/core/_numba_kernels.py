@@ -1,9 +1,12 @@
-"""numba CPU kernels for the memory-bound parts of the class statistics.
+"""numba CPU kernels for the memory-bound parts of the class statistics and the decisions.
 
-The matrix products go to BLAS (numpy/torch); what is left is scatter-adds and residuals, which
-numpy and torch do with large temporaries (``x.double()``, ``means[codes]``). These kernels do them
-in one pass without temporaries, accumulating in float64, and split work over columns (sums) or rows
-(residuals) so no two threads write the same memory.
+The matrix products go to BLAS (torch); what is left is scatter-adds, residuals and per-row top-2
+searches, which numpy and torch do with large temporaries (``x.double()``, ``means[codes]``,
+``table[codes]``). These kernels do them in one pass without temporaries, accumulating in float64,
+and split work over rows so no two threads write the same memory.
+
+Sums of squares are accumulated in eight interleaved partial sums (a fixed order, so results do not
+depend on the machine's vector width, yet the loop runs without a serial dependency).
 
 numba is optional at import time: :data:`AVAILABLE` says whether the kernels can be used.
 """
@@ -20,11 +23,39 @@ try:  # pragma: no cover - exercised implicitly
 except ImportError:  # pragma: no cover
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "class_sums", "residuals"]
-
-_BLOCK = 64
+__all__ = ["AVAILABLE", "class_sums", "residuals", "residual_pair", "best_two"]
 
 if AVAILABLE:
+
+    @njit(inline="always", cache=True)
+    def _sumsq(v):  # pragma: no cover - compiled
+        # Σ v_j² in float64 with eight partial sums in a fixed order.
+        d = v.shape[0]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        j = 0
+        while j + 8 <= d:
+            a0 = np.float64(v[j])
+            a1 = np.float64(v[j + 1])
+            a2 = np.float64(v[j + 2])
+            a3 = np.float64(v[j + 3])
+            a4 = np.float64(v[j + 4])
+            a5 = np.float64(v[j + 5])
+            a6 = np.float64(v[j + 6])
+            a7 = np.float64(v[j + 7])
+            s0 += a0 * a0
+            s1 += a1 * a1
+            s2 += a2 * a2
+            s3 += a3 * a3
+            s4 += a4 * a4
+            s5 += a5 * a5
+            s6 += a6 * a6
+            s7 += a7 * a7
+            j += 8
+        while j < d:
+            a0 = np.float64(v[j])
+            s0 += a0 * a0
+            j += 1
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
     @njit(parallel=True, cache=True, fastmath=False)
     def _class_sums(x, codes, num_classes, nparts):  # pragma: no cover - compiled
@@ -38,18 +69,19 @@ if AVAILABLE:
         for p in prange(nparts):
             lo = p * step
             hi = min(n, lo + step)
+            nrm = part_norm[p]
             for i in range(lo, hi):
                 k = codes[i]
-                s = 0.0
+                row = x[i]
+                acc = part_sums[p, k]
                 for j in range(d):
-                    v = np.float64(x[i, j])
-                    s += v * v
-                    part_sums[p, k, j] += v
+                    acc[j] += np.float64(row[j])
                 part_counts[p, k] += 1
+                s = _sumsq(row)
                 if s > 0.0:
                     w = 1.0 / np.sqrt(s)
                     for j in range(d):
-                        part_norm[p, j] += np.float64(x[i, j]) * w
+                        nrm[j] += np.float64(row[j]) * w
         sums = part_sums[0].copy()
         normalized = part_norm[0].copy()
         counts = part_counts[0].copy()
@@ -60,19 +92,54 @@ if AVAILABLE:
         return counts, sums, normalized
 
     @njit(parallel=True, cache=True, fastmath=False)
-    def _residuals(x, codes, means, out):  # pragma: no cover - compiled
+    def _residuals(x, codes, means, out, row_ss):  # pragma: no cover - compiled
         n, d = x.shape
-        row_ss = np.empty(n, dtype=np.float64)
         for i in prange(n):
             k = codes[i]
-            s = 0.0
+            o = out[i]
+            for j in range(d):
+                o[j] = np.float64(x[i, j]) - means[k, j]
+            row_ss[i] = _sumsq(o)
+
+    @njit(parallel=True, cache=True, fastmath=False)
+    def _residual_pair(x, codes, means, out64, out32, row_ss):  # pragma: no cover - compiled
+        n, d = x.shape
+        for i in prange(n):
+            k = codes[i]
+            o = out64[i]
+            h = out32[i]
             for j in range(d):
                 r = np.float64(x[i, j]) - means[k, j]
-                out[i, j] = r
-                rr = np.float64(out[i, j])
-                s += rr * rr
-            row_ss[i] = s
-        return row_ss
+                o[j] = r
+                h[j] = np.float32(r)
+            row_ss[i] = _sumsq(o)
+
+    @njit(parallel=True, cache=True, fastmath=False)
+    def _best_two(products, alpha, table, codes, pred, margin):  # pragma: no cover - compiled
+        # score_ik = alpha·products_ik + table[codes_i, k] (table row 0 for all when it has one row);
+        # the first index of the largest score and its margin over the second largest.
+        n, c = products.shape
+        shared = table.shape[0] == 1
+        for i in prange(n):
+            t = table[0] if shared else table[codes[i]]
+            p = products[i]
+            b1 = -np.inf
+            b2 = -np.inf
+            k1 = 0
+            for k in range(c):
+                s = alpha * np.float64(p[k]) + t[k]
+                if s > b1:
+                    b2 = b1
+                    b1 = s
+                    k1 = k
+                elif s > b2:
+                    b2 = s
+            pred[i] = k1
+            margin[i] = b1 - b2
+
+
+def _contiguous_codes(codes: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(codes, dtype=np.int64)
 
 
 def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
@@ -82,15 +149,30 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
     """
     # A fixed number of parts (not the thread count) keeps results bit-identical across machines.
     nparts = max(1, min(8, x.shape[0] // 1024))
-    return _class_sums(np.ascontiguousarray(x), np.ascontiguousarray(codes, dtype=np.int64), num_classes, nparts)
+    return _class_sums(np.ascontiguousarray(x), _contiguous_codes(codes), num_classes, nparts)
 
 
 def residuals(x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Write ``x - means[codes]`` into ``out`` (its dtype sets the rounding) and return each row's
     float64 squared norm of the rounded residual."""
-    return _residuals(
-        np.ascontiguousarray(x),
-        np.ascontiguousarray(codes, dtype=np.int64),
-        np.ascontiguousarray(means, dtype=np.float64),
-        out,
+    row_ss = np.empty(x.shape[0], dtype=np.float64)
+    _residuals(
+        np.ascontiguousarray(x), _contiguous_codes(codes), np.ascontiguousarray(means, dtype=np.float64), out, row_ss
     )
+    return row_ss
+
+
+def residual_pair(
+    x: np.ndarray, codes: np.ndarray, means: np.ndarray, out64: np.ndarray, out32: np.ndarray, row_ss: np.ndarray
+) -> None:
+    """Write ``x - means[codes]`` in float64 into ``out64`` and rounded to float32 into ``out32``, and
+    each row's float64 squared norm into ``row_ss`` (one read of ``x``)."""
+    _residual_pair(x, codes, means, out64, out32, row_ss)
+
+
+def best_two(
+    products: np.ndarray, alpha: float, table: np.ndarray, codes: np.ndarray, pred: np.ndarray, margin: np.ndarray
+) -> None:
+    """Per row i: ``pred[i] = argmax_k (alpha·products[i, k] + table[codes[i], k])`` (first index on ties;
+    ``table`` with one row is shared by all rows) and ``margin[i]`` = best − second best score."""
+    _best_two(products, float(alpha), table, codes, pred, margin)

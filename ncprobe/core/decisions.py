@@ -19,9 +19,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from . import _numba_kernels
 from ._validation import check_features, encode_labels
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
-from .statistics import ClassStatistics
+from .statistics import ClassStatistics, ResidualWorkspace, chunk_rows, pick_backend
 
 __all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
 
@@ -68,12 +69,16 @@ def prepare_classifiers(
 class DecisionTables:
     """Precomputed per-class tables for scoring residual products (see module docstring).
 
-    Classifier logits (and, in float32 mode, the NCC scores) come from float32 products of the centred
-    residuals. Each row's decision is *certified*: a float32 dot product of D terms errs by at most
+    Classifier logits (and, without float64 products, the NCC scores) come from float32 products of the
+    centred residuals. Each row's decision is *certified*: a float32 dot product of D terms errs by at most
     (D + 2)·2⁻²⁴·‖r‖·‖w‖ (Higham, *Accuracy and Stability*, §3.1, plus rounding r and w to float32), so
     when the top two scores differ by more than twice that bound the float32 decision is the exact one;
     the remaining near-tied rows are re-scored in float64. The decisions therefore equal float64
-    decisions while the large product runs at float32 speed.
+    decisions while the large product runs at float32 speed. On a GPU the bound also covers TF32 tensor
+    cores (inputs with 10 mantissa bits, truncated, and accumulation by truncation), so decisions stay
+    exact whatever ``torch.backends.cuda.matmul`` allows.
+
+    On CPU the per-row top-2 search runs in one numba pass over the products (no N×C gathered table).
     """
 
     def __init__(self, means: torch.Tensor, present: torch.Tensor, classifiers: dict[str, ClassEmbeddings]):
@@ -86,17 +91,36 @@ class DecisionTables:
         self.names = list(classifiers)
         self.weights = [e.weights for e in classifiers.values()]
         self.weights32 = torch.cat(self.weights, 0).float() if self.weights else None
+        self.centered32 = self.centered.float()
+        # [M̃; W_1; …] in float32: one product gives the NCC scores and every classifier's logits.
+        self.stacked32 = torch.cat([self.centered32] + ([self.weights32] if self.weights else []), 0)
         self.logit_tables = [means @ e.weights.T + e.bias[None, :] for e in classifiers.values()]
         self.centered_norm = float(self.centered.norm(dim=1).max())
         self.weight_norms = [float(w.norm(dim=1).max()) for w in self.weights]
+        self._neg_ncc = (-self.ncc).contiguous()
 
     @staticmethod
-    def _certified(scores: torch.Tensor, bound: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decision per row and a mask of rows whose top-2 margin exceeds twice the error bound."""
-        top = scores.topk(2, dim=1, largest=largest).values
-        margin = (top[:, 0] - top[:, 1]).abs()
-        pred = scores.argmax(1) if largest else scores.argmin(1)
-        return pred, margin > 2.0 * bound
+    def unit(dim: int, device: torch.device) -> float:
+        """Bound on |float32 product − exact| per unit ‖r‖·‖w‖ for dot products of ``dim`` terms."""
+        if device.type == "cpu":
+            return (dim + 2) * 2.0**-24
+        # TF32 inputs keep 10 mantissa bits (error < 2⁻¹⁰ each when truncated); accumulation in float32.
+        return 2.0**-9 + 2.0**-20 + (dim + 2) * 2.0**-23
+
+    def _best(self, products, alpha, table, codes):
+        """Per row: argmax_k (alpha·products + table[codes]) and the margin over the second best."""
+        n, c = products.shape
+        if products.device.type == "cpu" and _numba_kernels.AVAILABLE:
+            pred = np.empty(n, dtype=np.int64)
+            margin = np.empty(n, dtype=np.float64)
+            _numba_kernels.best_two(products.numpy(), alpha, table.numpy(), codes.numpy(), pred, margin)
+            return torch.from_numpy(pred), torch.from_numpy(margin)
+        scores = alpha * products.double() + (table[codes] if table.shape[0] > 1 else table)
+        pred = scores.argmax(1)
+        if c < 2:
+            return pred, torch.full((n,), torch.inf, dtype=torch.float64, device=scores.device)
+        top = scores.topk(2, dim=1).values
+        return pred, top[:, 0] - top[:, 1]
 
     def count(
         self,
@@ -106,37 +130,33 @@ class DecisionTables:
         num_classes: int,
         *,
         row_norms: torch.Tensor | None = None,
+        products: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
-        ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ`` in the same
-        dtype (float64 products are taken as exact); ``row_norms`` the float64 ‖r_i‖ if already known.
+        ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ``, in float64
+        (taken as exact) or float32 (certified); ``row_norms`` the float64 ‖r_i‖ if already known;
+        ``products`` the float32 ``r @ weights32ᵀ`` if already formed (else they are computed here).
         """
         c = num_classes
-        d = r.shape[1]
-        unit = (d + 2) * 2.0**-24
+        unit = self.unit(r.shape[1], r.device)
         rnorm = row_norms
         if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
             rnorm = r.double().norm(dim=1)
-        ncc_scores = self.ncc[codes] - 2.0 * a_m.double()
-        if a_m.dtype == torch.float64 or c < 2:
-            ncc_pred = ncc_scores.argmin(1)
-        else:
-            ncc_pred, ok = self._certified(ncc_scores, 2.0 * unit * rnorm * self.centered_norm, largest=False)
-            bad = (~ok).nonzero().flatten()
+        # argmin_k ncc[y, k] − 2 a_k  =  argmax_k 2 a_k − ncc[y, k]
+        ncc_pred, margin = self._best(a_m, 2.0, self._neg_ncc, codes)
+        if a_m.dtype != torch.float64 and c >= 2:
+            bad = (margin <= 4.0 * unit * self.centered_norm * rnorm).nonzero().flatten()
             if len(bad):
                 exact = self.ncc[codes[bad]] - 2.0 * r[bad].double() @ self.centered.T
                 ncc_pred[bad] = exact.argmin(1)
         out = {"ncc_correct": _bincount(codes, ncc_pred == codes, c)}
-        if self.weights:
-            products = (r.float() @ self.weights32.T).double()
+        if self.weights and products is None:
+            products = r.float() @ self.weights32.T
         for j, name in enumerate(self.names):
-            logits = products[:, c * j : c * (j + 1)] + self.logit_tables[j][codes]
-            if c < 2:
-                pred = logits.argmax(1)
-            else:
-                pred, ok = self._certified(logits, unit * rnorm * self.weight_norms[j], largest=True)
-                bad = (~ok).nonzero().flatten()
+            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, self.logit_tables[j], codes)
+            if c >= 2:
+                bad = (margin <= 2.0 * unit * self.weight_norms[j] * rnorm).nonzero().flatten()
                 if len(bad):
                     exact = r[bad].double() @ self.weights[j].T + self.logit_tables[j][codes[bad]]
                     pred[bad] = exact.argmax(1)
@@ -209,6 +229,11 @@ class DecisionStatistics:
         self.tables = DecisionTables(self.means, present, self.classifiers)
         self.tallies: dict[str, torch.Tensor] = {}
         self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
+        # Without a D×D scatter in the first pass, this pass accumulates K = M̃ S_W M̃ᵀ (C×C) from the
+        # products it forms anyway; see projected_statistics().
+        self._stats = stats
+        self._track_projected = stats.scatter is None and stats.projected_scatter is None
+        self.projected_scatter: torch.Tensor | None = None
         self.reset()
 
     @property
@@ -226,6 +251,9 @@ class DecisionStatistics:
         zeros = lambda: torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)  # noqa: E731
         self.counts = zeros()
         self.tallies = {k: zeros() for k in self._tally_keys()}
+        if self._track_projected:
+            c = self.num_classes
+            self.projected_scatter = torch.zeros(c, c, dtype=torch.float64, device=self.device)
         return self
 
     def update(self, features: Any, labels: Any) -> "DecisionStatistics":
@@ -238,10 +266,63 @@ class DecisionStatistics:
         )
         if not bool(self.tables.present[enc.codes].all()):
             raise ValueError("labels include a class that had no samples in the first pass")
-        r = (x.double() - self.means[enc.codes]).to(self.dtype)
-        a_m = r @ self.tables.centered.T.to(self.dtype)
-        self.add_tallies(self.tables.count(r, a_m, enc.codes, self.num_classes), enc.codes)
+        backend = pick_backend("auto", x)
+        rows = chunk_rows(self.dim, x.device)
+        work = ResidualWorkspace(self.means, rows=min(rows, max(1, x.shape[0])), dtype=self.dtype, backend=backend)
+        for lo in range(0, x.shape[0], rows):
+            codes = enc.codes[lo : lo + rows]
+            r, r32, row_ss = work(x[lo : lo + rows], codes)
+            self.add_residuals(r, r32, codes, row_ss)
         return self
+
+    def add_residuals(self, r: torch.Tensor, r32: torch.Tensor, codes: torch.Tensor, row_ss: torch.Tensor) -> None:
+        """Decide one chunk from its residuals r = h − μ_y (``r32``: the same rounded to float32; ``row_ss``:
+        float64 ‖r_i‖²) and add the tallies; with :attr:`projected_scatter` tracked, also add AᵀA.
+
+        With the projected scatter the NCC products A = R M̃ᵀ are formed in the compute precision (float64:
+        exact decisions, and K = AᵀA to float64 rounding); without it, one certified float32 product
+        ``R [M̃; W]ᵀ`` gives every score."""
+        c = self.num_classes
+        tables = self.tables
+        products = None
+        if self.projected_scatter is not None:
+            a_m = r @ (tables.centered if r.dtype == torch.float64 else tables.centered32).T
+            a = a_m.double()
+            self.projected_scatter.addmm_(a.T, a)
+            if tables.weights:
+                products = r32 @ tables.weights32.T
+        else:
+            both = r32 @ tables.stacked32.T
+            a_m, products = both[:, :c], both[:, c:]
+        self.add_tallies(tables.count(r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products), codes)
+
+    def projected_statistics(self) -> ClassStatistics:
+        """The first pass's statistics completed with the C×C projected scatter K = M̃ S_W M̃ᵀ of this pass.
+
+        For streams whose first pass kept no D×D scatter (``ClassStatistics(track_scatter=False)``, the fast
+        choice when C < D): ``measure(dec.projected_statistics(), decisions=dec)`` then reports NC1 too. K is
+        exact for the data of this pass; it must be the data of the first pass (as for the decisions).
+        """
+        if self.projected_scatter is None:
+            raise ValueError("the first-pass statistics hold a scatter; pass them to measure directly")
+        st = self._stats
+        if statistics_fingerprint(st) != self.source:
+            raise ValueError("the first-pass statistics changed since these decisions were made")
+        if int(self.counts.sum()) != st.n_samples:
+            raise ValueError(
+                f"this pass saw {int(self.counts.sum())} samples, the first pass {st.n_samples}: "
+                "the projected scatter needs the same data in both passes"
+            )
+        return ClassStatistics.from_moments(
+            st.counts,
+            st.means,
+            st.class_ss,
+            projected_scatter=self.projected_scatter,
+            normalized_sum=st.normalized_sum,
+            class_ids=st.class_ids,
+            precision=st.precision,
+            backend=st.backend,
+        )
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
         """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the
@@ -269,6 +350,8 @@ class DecisionStatistics:
         self.counts = self.counts + other.counts.to(self.device)
         for k, v in other.tallies.items():
             self.tallies[k] = self.tallies[k] + v.to(self.device)
+        if self.projected_scatter is not None and other.projected_scatter is not None:
+            self.projected_scatter = self.projected_scatter + other.projected_scatter.to(self.device)
         return self
 
     def all_reduce(self, group: Any = None) -> "DecisionStatistics":
@@ -278,21 +361,29 @@ class DecisionStatistics:
         if not (dist.is_available() and dist.is_initialized()):
             return self
         keys = sorted(self.tallies)
-        flat = torch.cat([self.counts] + [self.tallies[k] for k in keys])
+        parts = [self.counts] + [self.tallies[k] for k in keys]
+        if self.projected_scatter is not None:
+            parts.append(self.projected_scatter.flatten())
+        flat = torch.cat(parts)
         dist.all_reduce(flat, group=group)
         c = self.num_classes
         self.counts = flat[:c]
         for j, k in enumerate(keys):
             self.tallies[k] = flat[c * (j + 1) : c * (j + 2)]
+        if self.projected_scatter is not None:
+            self.projected_scatter = flat[c * (len(keys) + 1) :].reshape(c, c)
         return self
 
     def state_dict(self) -> dict:
         """The tallies and the fingerprint of the statistics and classifiers they belong to."""
-        return {
+        state = {
             "counts": self.counts,
             "tallies": dict(self.tallies),
             "meta": {"source": self.source, "classifiers": sorted(self.classifiers), "num_classes": self.num_classes},
         }
+        if self.projected_scatter is not None:
+            state["projected_scatter"] = self.projected_scatter
+        return state
 
     def load_state_dict(self, state: dict) -> "DecisionStatistics":
         """Restore tallies saved by :meth:`state_dict`; they must belong to the same statistics and
@@ -306,6 +397,8 @@ class DecisionStatistics:
             raise ValueError(f"these tallies are for classifiers {meta['classifiers']}, not {sorted(self.classifiers)}")
         self.counts = state["counts"].to(self.device, torch.float64).clone()
         self.tallies = {k: v.to(self.device, torch.float64).clone() for k, v in state["tallies"].items()}
+        if self.projected_scatter is not None and "projected_scatter" in state:
+            self.projected_scatter = state["projected_scatter"].to(self.device, torch.float64).clone()
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:

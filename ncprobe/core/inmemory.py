@@ -24,11 +24,19 @@ from tqdm.auto import tqdm
 from ._validation import check_features, encode_labels, resolve_device
 from .decisions import DecisionStatistics
 from .prepared import ClassGeometry
-from .statistics import ClassStatistics, class_sums, compute_dtype, pick_backend, residuals
+from .statistics import (
+    ClassStatistics,
+    ResidualWorkspace,
+    add_scatter,
+    class_sums,
+    compute_dtype,
+    pick_backend,
+)
+from .statistics import (
+    chunk_rows as default_chunk_rows,
+)
 
 __all__ = ["compute_statistics", "as_geometry"]
-
-_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 26}  # rows × D per chunk: 32 MiB / 512 MiB of float64
 
 
 def _chunks(n: int, rows: int):
@@ -92,19 +100,21 @@ def compute_statistics(
     dtype = compute_dtype(precision)
     be = pick_backend(backend, x)
     codes = enc.codes.cpu() if be == "numba" else enc.codes
-    rows = chunk_rows or max(256, _CHUNK_ELEMENTS.get(dev.type, 1 << 22) // d)
+    rows = chunk_rows or default_chunk_rows(d, dev)
     chunks = list(_chunks(n, rows))
     bar = tqdm(total=2 * len(chunks), desc="ncprobe statistics", disable=not progress, leave=False)
 
     counts = torch.zeros(c, dtype=torch.float64, device=dev)
     sums = torch.zeros(c, d, dtype=torch.float64, device=dev)
     nsum = torch.zeros(d, dtype=torch.float64, device=dev)
-    for lo, hi in chunks:
+    # numba needs no temporaries: one call over all rows. torch forms x.double() per chunk.
+    first_chunks = [(0, n)] if be == "numba" else list(_chunks(n, max(rows, (1 << 22) // d)))
+    for lo, hi in first_chunks:
         cc, ss, ns = class_sums(x[lo:hi], codes[lo:hi], c, be)
         counts += cc.to(dev)
         sums += ss.to(dev)
         nsum += ns.to(dev)
-        bar.update()
+    bar.update(len(chunks))
 
     if not (bool(torch.isfinite(sums).all()) and bool(torch.isfinite(nsum).all())):
         check_features(x)  # raises, naming the rows with NaN/inf
@@ -125,27 +135,22 @@ def compute_statistics(
     if scatter not in ("auto", "full", "projected"):
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
 
-    centered = dec.tables.centered.to(dtype)
-    centered32 = dec.tables.centered.float()
+    if not projected:
+        dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
-    acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
-    means_for_residuals = means if be != "numba" else means.cpu()
+    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
+    work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be)
     for lo, hi in chunks:
-        r, row_ss = residuals(x[lo:hi], codes[lo:hi], means_for_residuals, dtype, be)
-        r, row_ss = r.to(dev), row_ss.to(dev)
+        r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
+        r, r32, row_ss = r.to(dev), r32.to(dev), row_ss.to(dev)
         y = enc.codes[lo:hi]
         class_ss.index_add_(0, y, row_ss)
-        if projected:
-            a_m = r @ centered.T
-            a = a_m.double()
-            acc += a.T @ a
-        else:
-            # NC1 comes from the scatter; the NCC decisions need only certified float32 products.
-            a_m = r.float() @ centered32.T
-            acc += (r.T @ r).double()
-        dec.add_tallies(dec.tables.count(r, a_m, y, c, row_norms=row_ss.sqrt()), y)
+        if scatter is not None:
+            add_scatter(scatter, r)
+        dec.add_residuals(r, r32, y, row_ss)
         bar.update()
     bar.close()
+    acc = dec.projected_scatter if projected else scatter
 
     stats = ClassStatistics.from_moments(
         counts,

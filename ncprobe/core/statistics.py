@@ -29,7 +29,16 @@ import torch
 from . import _numba_kernels
 from ._validation import check_count, check_features, encode_labels
 
-__all__ = ["ClassStatistics", "compute_dtype", "pick_backend", "class_sums", "residuals"]
+__all__ = [
+    "ClassStatistics",
+    "ResidualWorkspace",
+    "add_scatter",
+    "chunk_rows",
+    "compute_dtype",
+    "pick_backend",
+    "class_sums",
+    "residuals",
+]
 
 Precision = Literal["float64", "float32"]
 Backend = Literal["auto", "torch", "numba"]
@@ -87,6 +96,56 @@ def residuals(
         return torch.from_numpy(out), torch.from_numpy(row_ss)
     r = (x.double() - means[codes]).to(dtype)
     return r, r.double().pow(2).sum(1)
+
+
+def chunk_rows(dim: int, device: torch.device) -> int:
+    """Rows per chunk of a second read: about 1M elements on CPU (the float64 chunk stays in the cache
+    between the residual kernel and the products), 64M on a GPU."""
+    return max(256, (1 << 26 if device.type == "cuda" else 1 << 20) // dim)
+
+
+def add_scatter(scatter: torch.Tensor, r: torch.Tensor) -> None:
+    """``scatter += rᵀr`` into a float64 accumulator (a float32 chunk's product is formed in float32)."""
+    if r.dtype == torch.float64:
+        scatter.addmm_(r.T, r)
+    else:
+        scatter += (r.T @ r).double()
+
+
+class ResidualWorkspace:
+    """Residuals of one chunk at a time, R = x − μ[codes], with the buffers reused between chunks.
+
+    Each call returns ``(r, r32, row_ss)``: ``r`` rounded to the compute precision, ``r32`` the same rows
+    rounded to float32 (for the certified float32 products; ``r32 is r`` in float32 precision) and the
+    float64 ‖r_i‖² of the rounded residual. On the numba backend the tensors are views of the buffers,
+    valid until the next call.
+    """
+
+    def __init__(self, means: torch.Tensor, *, rows: int, dtype: torch.dtype, backend: str):
+        self.means = means
+        self.dtype = dtype
+        self.backend = backend
+        if backend == "numba":
+            c, d = means.shape
+            self._means_np = np.ascontiguousarray(means.cpu().numpy(), dtype=np.float64)
+            self._r64 = np.empty((rows, d), dtype=np.float64) if dtype == torch.float64 else None
+            self._r32 = np.empty((rows, d), dtype=np.float32)
+            self._ss = np.empty(rows, dtype=np.float64)
+
+    def __call__(self, x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = x.shape[0]
+        if self.backend == "numba":
+            xn, cn = np.ascontiguousarray(_numba_input(x)), np.ascontiguousarray(codes.numpy(), dtype=np.int64)
+            r32 = torch.from_numpy(self._r32[:m])
+            ss = torch.from_numpy(self._ss[:m])
+            if self._r64 is None:
+                self._ss[:m] = _numba_kernels.residuals(xn, cn, self._means_np, self._r32[:m])
+                return r32, r32, ss
+            _numba_kernels.residual_pair(xn, cn, self._means_np, self._r64[:m], self._r32[:m], self._ss[:m])
+            return torch.from_numpy(self._r64[:m]), r32, ss
+        r = (x.double() - self.means[codes]).to(self.dtype)
+        r32 = r if self.dtype == torch.float32 else r.float()
+        return r, r32, r.double().pow(2).sum(1)
 
 
 class ClassStatistics:
@@ -229,12 +288,17 @@ class ClassStatistics:
         codes = enc.codes.cpu() if backend == "numba" else enc.codes
         counts, sums, nsum = class_sums(x, codes, self.num_classes, backend)
         means = sums / counts.clamp_min(1)[:, None]
-        r, row_ss = residuals(x, codes, means, compute_dtype(self.precision), backend)
-        class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=row_ss.device)
-        class_ss.index_add_(0, codes.to(row_ss.device), row_ss)
-        scatter = None
-        if self.track_scatter:
-            scatter = (r.T @ r).double()
+        dtype = compute_dtype(self.precision)
+        d = x.shape[1]
+        rows = min(chunk_rows(d, x.device), x.shape[0])
+        work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend)
+        class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=means.device)
+        scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
+        for lo in range(0, x.shape[0], rows):
+            r, _, row_ss = work(x[lo : lo + rows], codes[lo : lo + rows])
+            class_ss.index_add_(0, codes[lo : lo + rows].to(means.device), row_ss.to(means.device))
+            if scatter is not None:
+                add_scatter(scatter, r)
         dev = self.device
         self._combine(
             counts.to(dev), means.to(dev), class_ss.to(dev), None if scatter is None else scatter.to(dev), nsum.to(dev)
