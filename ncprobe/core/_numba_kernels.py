@@ -2,8 +2,12 @@
 
 The matrix products go to BLAS (torch); what is left is scatter-adds, residuals and per-row top-2
 searches, which numpy and torch do with large temporaries (``x.double()``, ``means[codes]``,
-``table[codes]``). These kernels do them in one pass without temporaries, accumulating in float64,
-and split work over rows so no two threads write the same memory.
+``table[codes]``). These kernels do them in one pass without temporaries, accumulating in float64.
+
+Threads: the kernels are serial and release the GIL; a small thread pool runs one block of rows per
+thread (as many threads as ``torch.get_num_threads()``), so no two threads write the same memory. numba's
+own ``parallel=True`` would start a second OpenMP runtime whose spinning threads fight torch's OpenMP
+threads (MKL) for the cores: measured on 2 busy cores, the whole second read ran 2.7× slower that way.
 
 Sums of squares are accumulated in eight interleaved partial sums (a fixed order, so results do not
 depend on the machine's vector width, yet the loop runs without a serial dependency).
@@ -13,11 +17,14 @@ numba is optional at import time: :data:`AVAILABLE` says whether the kernels can
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 try:  # pragma: no cover - exercised implicitly
     import numba  # noqa: F401
-    from numba import njit, prange
+    from numba import njit
 
     AVAILABLE = True
 except ImportError:  # pragma: no cover
@@ -57,54 +64,37 @@ if AVAILABLE:
             j += 1
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
-    @njit(parallel=True, cache=True, fastmath=False)
-    def _class_sums(x, codes, num_classes, nparts):  # pragma: no cover - compiled
-        # One read of x: each part of the rows accumulates into its own (C, D) buffer (no write sharing),
-        # then the parts are added in a fixed order, so the result does not depend on thread timing.
-        n, d = x.shape
-        part_sums = np.zeros((nparts, num_classes, d), dtype=np.float64)
-        part_norm = np.zeros((nparts, d), dtype=np.float64)
-        part_counts = np.zeros((nparts, num_classes), dtype=np.int64)
-        step = (n + nparts - 1) // nparts
-        for p in prange(nparts):
-            lo = p * step
-            hi = min(n, lo + step)
-            nrm = part_norm[p]
-            for i in range(lo, hi):
-                k = codes[i]
-                row = x[i]
-                acc = part_sums[p, k]
+    @njit(nogil=True, cache=True, fastmath=False)
+    def _class_sums(x, codes, lo, hi, sums, normalized, counts):  # pragma: no cover - compiled
+        # Rows [lo, hi) into this part's own buffers (class sums, Σ x_i/‖x_i‖, counts).
+        d = x.shape[1]
+        for i in range(lo, hi):
+            k = codes[i]
+            row = x[i]
+            acc = sums[k]
+            for j in range(d):
+                acc[j] += np.float64(row[j])
+            counts[k] += 1
+            s = _sumsq(row)
+            if s > 0.0:
+                w = 1.0 / np.sqrt(s)
                 for j in range(d):
-                    acc[j] += np.float64(row[j])
-                part_counts[p, k] += 1
-                s = _sumsq(row)
-                if s > 0.0:
-                    w = 1.0 / np.sqrt(s)
-                    for j in range(d):
-                        nrm[j] += np.float64(row[j]) * w
-        sums = part_sums[0].copy()
-        normalized = part_norm[0].copy()
-        counts = part_counts[0].copy()
-        for p in range(1, nparts):
-            sums += part_sums[p]
-            normalized += part_norm[p]
-            counts += part_counts[p]
-        return counts, sums, normalized
+                    normalized[j] += np.float64(row[j]) * w
 
-    @njit(parallel=True, cache=True, fastmath=False)
-    def _residuals(x, codes, means, out, row_ss):  # pragma: no cover - compiled
-        n, d = x.shape
-        for i in prange(n):
+    @njit(nogil=True, cache=True, fastmath=False)
+    def _residuals(x, codes, means, out, row_ss, lo, hi):  # pragma: no cover - compiled
+        d = x.shape[1]
+        for i in range(lo, hi):
             k = codes[i]
             o = out[i]
             for j in range(d):
                 o[j] = np.float64(x[i, j]) - means[k, j]
             row_ss[i] = _sumsq(o)
 
-    @njit(parallel=True, cache=True, fastmath=False)
-    def _residual_pair(x, codes, means, out64, out32, row_ss):  # pragma: no cover - compiled
-        n, d = x.shape
-        for i in prange(n):
+    @njit(nogil=True, cache=True, fastmath=False)
+    def _residual_pair(x, codes, means, out64, out32, row_ss, lo, hi):  # pragma: no cover - compiled
+        d = x.shape[1]
+        for i in range(lo, hi):
             k = codes[i]
             o = out64[i]
             h = out32[i]
@@ -114,13 +104,13 @@ if AVAILABLE:
                 h[j] = np.float32(r)
             row_ss[i] = _sumsq(o)
 
-    @njit(parallel=True, cache=True, fastmath=False)
-    def _best_two(products, alpha, table, codes, pred, margin):  # pragma: no cover - compiled
+    @njit(nogil=True, cache=True, fastmath=False)
+    def _best_two(products, alpha, table, codes, pred, margin, lo, hi):  # pragma: no cover - compiled
         # score_ik = alpha·products_ik + table[codes_i, k] (table row 0 for all when it has one row);
         # the first index of the largest score and its margin over the second largest.
-        n, c = products.shape
+        c = products.shape[1]
         shared = table.shape[0] == 1
-        for i in prange(n):
+        for i in range(lo, hi):
             t = table[0] if shared else table[codes[i]]
             p = products[i]
             b1 = -np.inf
@@ -142,23 +132,72 @@ def _contiguous_codes(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes, dtype=np.int64)
 
 
+_POOL: ThreadPoolExecutor | None = None
+_MIN_ROWS = 2048  # fewer rows per thread than this run on the calling thread
+
+
+def threads() -> int:
+    """Threads for the kernels: torch's setting (``torch.set_num_threads``), so one knob sets both pools."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def _run(tasks: list) -> None:
+    """Run the callables, one per thread. The kernels release the GIL; the pool's threads sleep between
+    calls, so they do not spin against torch's OpenMP threads (as numba's own OpenMP pool would)."""
+    global _POOL
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    if _POOL is None or _POOL._max_workers < len(tasks):
+        _POOL = ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="ncprobe")
+    for f in [_POOL.submit(task) for task in tasks]:
+        f.result()
+
+
+def _rows_in_parallel(kernel, n: int, *args) -> None:
+    """``kernel(*args, lo, hi)`` over one block of rows per thread."""
+    t = min(threads(), max(1, n // _MIN_ROWS))
+    b = [n * i // t for i in range(t + 1)]
+    _run([functools.partial(kernel, *args, b[i], b[i + 1]) for i in range(t)])
+
+
 def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
     """Per-class counts (int64), float64 sums (C×D) and the float64 sum of L2-normalised rows (D).
 
-    ``x`` is a C-contiguous float32/float64 array; ``codes`` int64 in ``[0, num_classes)``.
+    ``x`` is a C-contiguous float32/float64 array; ``codes`` int64 in ``[0, num_classes)``. The rows are
+    split into a fixed number of parts (not the thread count), each with its own buffers, added in a fixed
+    order: results are bit-identical on any machine.
     """
-    # A fixed number of parts (not the thread count) keeps results bit-identical across machines.
-    nparts = max(1, min(8, x.shape[0] // 1024))
-    return _class_sums(np.ascontiguousarray(x), _contiguous_codes(codes), num_classes, nparts)
+    x, codes = np.ascontiguousarray(x), _contiguous_codes(codes)
+    n, d = x.shape
+    nparts = max(1, min(8, n // 1024))
+    sums = np.zeros((nparts, num_classes, d))
+    normalized = np.zeros((nparts, d))
+    counts = np.zeros((nparts, num_classes), dtype=np.int64)
+    bounds = [n * p // nparts for p in range(nparts + 1)]
+
+    def parts(first: int, last: int) -> None:
+        for q in range(first, last):
+            _class_sums(x, codes, bounds[q], bounds[q + 1], sums[q], normalized[q], counts[q])
+
+    t = min(threads(), nparts)
+    split = [nparts * i // t for i in range(t + 1)]
+    _run([functools.partial(parts, split[i], split[i + 1]) for i in range(t)])
+    for p in range(1, nparts):
+        sums[0] += sums[p]
+        normalized[0] += normalized[p]
+        counts[0] += counts[p]
+    return counts[0], sums[0], normalized[0]
 
 
 def residuals(x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Write ``x - means[codes]`` into ``out`` (its dtype sets the rounding) and return each row's
     float64 squared norm of the rounded residual."""
     row_ss = np.empty(x.shape[0], dtype=np.float64)
-    _residuals(
-        np.ascontiguousarray(x), _contiguous_codes(codes), np.ascontiguousarray(means, dtype=np.float64), out, row_ss
-    )
+    args = (np.ascontiguousarray(x), _contiguous_codes(codes), np.ascontiguousarray(means, dtype=np.float64))
+    _rows_in_parallel(_residuals, x.shape[0], *args, out, row_ss)
     return row_ss
 
 
@@ -167,7 +206,7 @@ def residual_pair(
 ) -> None:
     """Write ``x - means[codes]`` in float64 into ``out64`` and rounded to float32 into ``out32``, and
     each row's float64 squared norm into ``row_ss`` (one read of ``x``)."""
-    _residual_pair(x, codes, means, out64, out32, row_ss)
+    _rows_in_parallel(_residual_pair, x.shape[0], x, codes, means, out64, out32, row_ss)
 
 
 def best_two(
@@ -175,4 +214,4 @@ def best_two(
 ) -> None:
     """Per row i: ``pred[i] = argmax_k (alpha·products[i, k] + table[codes[i], k])`` (first index on ties;
     ``table`` with one row is shared by all rows) and ``margin[i]`` = best − second best score."""
-    _best_two(products, float(alpha), table, codes, pred, margin)
+    _rows_in_parallel(_best_two, products.shape[0], products, float(alpha), table, codes, pred, margin)

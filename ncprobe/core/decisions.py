@@ -6,9 +6,11 @@ For a sample h with label y, residual r = h − μ_y and centred means M̃ (rows
 
 so ``argmin_k ‖h − μ_k‖² = argmin_k (‖μ_k‖² − 2 μ_y·μ_k − 2 [R M̃ᵀ]_k)``; likewise a linear classifier's
 logit ``h·w_k + b_k = [R Wᵀ]_k + μ_y·w_k + b_k``. One product of the centred residuals with
-``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the same product serves NC1
-(see :mod:`ncprobe.compute`). The label is used only as an algebraic shift: the decisions are the
-ordinary label-free NCC and classifier decisions.
+``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the product A = R M̃ᵀ also serves
+NC1: K = AᵀA = M̃ S_W M̃ᵀ is all NC1 needs when C < D (see :mod:`ncprobe.core.inmemory`). A second pass
+over a stream whose first pass kept no D×D scatter accumulates K (:attr:`DecisionStatistics.
+projected_scatter`, :meth:`DecisionStatistics.projected_statistics`). The label is used only as an
+algebraic shift: the decisions are the ordinary label-free NCC and classifier decisions.
 """
 
 from __future__ import annotations
