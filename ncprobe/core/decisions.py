@@ -24,7 +24,7 @@ import torch
 from . import _numba_kernels
 from ._validation import check_features, encode_labels
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
-from .statistics import ClassStatistics, ResidualWorkspace, chunk_rows, pick_backend
+from .statistics import ClassStatistics, ResidualWorkspace, chunk_rows, pick_backend, require_finite
 
 __all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
 
@@ -260,7 +260,7 @@ class DecisionStatistics:
 
     def update(self, features: Any, labels: Any) -> "DecisionStatistics":
         """Add the decisions of a batch (features (n, D), labels in ``[0, C)``). Returns ``self``."""
-        x = check_features(features, device=self.device)
+        x = check_features(features, device=self.device, check_finite=False)  # checked on the row norms
         if x.shape[1] != self.dim:
             raise ValueError(f"features have {x.shape[1]} dimensions, the statistics hold {self.dim}")
         enc = encode_labels(
@@ -274,6 +274,7 @@ class DecisionStatistics:
         for lo in range(0, x.shape[0], rows):
             codes = enc.codes[lo : lo + rows]
             r, r32, row_ss = work(x[lo : lo + rows], codes)
+            require_finite(row_ss, x[lo : lo + rows])
             self.add_residuals(r, r32, codes, row_ss)
         return self
 

@@ -33,6 +33,7 @@ __all__ = [
     "ClassStatistics",
     "ResidualWorkspace",
     "add_scatter",
+    "require_finite",
     "chunk_rows",
     "compute_dtype",
     "pick_backend",
@@ -102,6 +103,14 @@ def chunk_rows(dim: int, device: torch.device) -> int:
     """Rows per chunk of a second read: about 1M elements on CPU (the float64 chunk stays in the cache
     between the residual kernel and the products), 64M on a GPU."""
     return max(256, (1 << 26 if device.type == "cuda" else 1 << 20) // dim)
+
+
+def require_finite(row_ss: torch.Tensor, x: torch.Tensor) -> None:
+    """Raise unless every residual row norm is finite: NaN/inf in ``x`` (the message names the rows) or
+    features so large that their squares overflow float64."""
+    if not bool(torch.isfinite(row_ss).all()):
+        check_features(x)
+        raise ValueError("features are too large for float64 statistics (squared norms overflow); rescale them")
 
 
 def add_scatter(scatter: torch.Tensor, r: torch.Tensor) -> None:
@@ -271,7 +280,8 @@ class ClassStatistics:
     def update(self, features: Any, labels: Any) -> "ClassStatistics":
         """Add a batch. ``features`` (n×D, any float dtype, numpy or torch, any device); ``labels``
         integers in ``[0, num_classes)``. Returns ``self``."""
-        x = check_features(features, device=self._device)
+        # NaN/inf are found in the float64 row norms of the residuals (no separate pass over the data).
+        x = check_features(features, device=self._device, check_finite=False)
         if self.dim is None:
             self.dim = x.shape[1]
         elif x.shape[1] != self.dim:
@@ -296,6 +306,7 @@ class ClassStatistics:
         scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
         for lo in range(0, x.shape[0], rows):
             r, _, row_ss = work(x[lo : lo + rows], codes[lo : lo + rows])
+            require_finite(row_ss, x)
             class_ss.index_add_(0, codes[lo : lo + rows].to(means.device), row_ss.to(means.device))
             if scatter is not None:
                 add_scatter(scatter, r)

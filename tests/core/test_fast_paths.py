@@ -134,3 +134,17 @@ def test_projected_statistics_refuses_other_data():
         dec.projected_statistics()
     with pytest.raises(ValueError, match="hold a scatter"):
         DecisionStatistics(ClassStatistics(4).update(x, y)).projected_statistics()
+
+
+def test_non_finite_features_are_refused_by_both_passes():
+    x, y, w = _data(4, 3, 6, 300)
+    stats = ClassStatistics(3).update(x, y)
+    dec = DecisionStatistics(stats)
+    bad = x.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dec.update(bad, y)
+    with pytest.raises(ValueError, match="NaN"):
+        ClassStatistics(3).update(bad, y)
+    with pytest.raises(ValueError, match="overflow"):
+        ClassStatistics(3).update(1e200 * np.random.default_rng(0).normal(size=(6, 6)), [0, 1, 2, 0, 1, 2])
