@@ -104,28 +104,42 @@ if AVAILABLE:
                 h[j] = np.float32(r)
             row_ss[i] = _sumsq(o)
 
-    @njit(nogil=True, cache=True, fastmath=False)
+    @njit(inline="always", cache=True, fastmath={"nnan"})
+    def _max(v, c):  # pragma: no cover - compiled
+        # max of v[:c] in four interleaved lanes ("no NaN" lets the compiler vectorise it; -inf is allowed).
+        m0 = m1 = m2 = m3 = -np.inf
+        k = 0
+        while k + 4 <= c:
+            m0 = max(m0, v[k])
+            m1 = max(m1, v[k + 1])
+            m2 = max(m2, v[k + 2])
+            m3 = max(m3, v[k + 3])
+            k += 4
+        while k < c:
+            m0 = max(m0, v[k])
+            k += 1
+        return max(max(m0, m1), max(m2, m3))
+
+    @njit(nogil=True, cache=True, fastmath={"nnan"})
     def _best_two(products, alpha, table, codes, pred, margin, lo, hi):  # pragma: no cover - compiled
         # score_ik = alpha·products_ik + table[codes_i, k] (table row 0 for all when it has one row);
-        # the first index of the largest score and its margin over the second largest.
+        # the first index of the largest score and its margin over the second largest. Scores are never
+        # NaN (the features were checked), so the "no NaN" flag changes no result.
         c = products.shape[1]
         shared = table.shape[0] == 1
+        buf = np.empty(c, dtype=np.float64)
         for i in range(lo, hi):
             t = table[0] if shared else table[codes[i]]
             p = products[i]
-            b1 = -np.inf
-            b2 = -np.inf
-            k1 = 0
             for k in range(c):
-                s = alpha * np.float64(p[k]) + t[k]
-                if s > b1:
-                    b2 = b1
-                    b1 = s
-                    k1 = k
-                elif s > b2:
-                    b2 = s
+                buf[k] = alpha * np.float64(p[k]) + t[k]
+            b1 = _max(buf, c)
+            k1 = 0
+            while buf[k1] != b1:
+                k1 += 1
+            buf[k1] = -np.inf
             pred[i] = k1
-            margin[i] = b1 - b2
+            margin[i] = b1 - _max(buf, c)
 
 
 def _contiguous_codes(codes: np.ndarray) -> np.ndarray:
