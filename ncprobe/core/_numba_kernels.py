@@ -30,7 +30,7 @@ try:  # pragma: no cover - exercised implicitly
 except ImportError:  # pragma: no cover
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "class_sums", "residuals", "residual_pair", "best_two"]
+__all__ = ["AVAILABLE", "class_sums", "residuals", "residual_pair", "residual_norms", "best_two"]
 
 if AVAILABLE:
 
@@ -90,6 +90,18 @@ if AVAILABLE:
             for j in range(d):
                 o[j] = np.float64(x[i, j]) - means[k, j]
             row_ss[i] = _sumsq(o)
+
+    @njit(nogil=True, cache=True, fastmath=False)
+    def _residual_norms(x, codes, means, single, row_ss, lo, hi):  # pragma: no cover - compiled
+        # ‖x_i − μ_{y_i}‖² of the residual rounded to float32 (single) or float64, nothing written.
+        d = x.shape[1]
+        buf = np.empty(d, dtype=np.float64)
+        for i in range(lo, hi):
+            k = codes[i]
+            for j in range(d):
+                r = np.float64(x[i, j]) - means[k, j]
+                buf[j] = np.float64(np.float32(r)) if single else r
+            row_ss[i] = _sumsq(buf)
 
     @njit(nogil=True, cache=True, fastmath=False)
     def _residual_pair(x, codes, means, out64, out32, row_ss, lo, hi):  # pragma: no cover - compiled
@@ -221,6 +233,12 @@ def residual_pair(
     """Write ``x - means[codes]`` in float64 into ``out64`` and rounded to float32 into ``out32``, and
     each row's float64 squared norm into ``row_ss`` (one read of ``x``)."""
     _rows_in_parallel(_residual_pair, x.shape[0], x, codes, means, out64, out32, row_ss)
+
+
+def residual_norms(x: np.ndarray, codes: np.ndarray, means: np.ndarray, single: bool, row_ss: np.ndarray) -> None:
+    """Each row's float64 ‖x_i − means[codes_i]‖² (of the residual rounded to float32 when ``single``)
+    into ``row_ss``, without writing the residuals."""
+    _rows_in_parallel(_residual_norms, x.shape[0], x, codes, means, bool(single), row_ss)
 
 
 def best_two(

@@ -270,7 +270,9 @@ class DecisionStatistics:
             raise ValueError("labels include a class that had no samples in the first pass")
         backend = pick_backend("auto", x)
         rows = chunk_rows(self.dim, x.device)
-        work = ResidualWorkspace(self.means, rows=min(rows, max(1, x.shape[0])), dtype=self.dtype, backend=backend)
+        size = min(rows, max(1, x.shape[0]))
+        keep = self.residuals_needed()
+        work = ResidualWorkspace(self.means, rows=size, dtype=self.dtype, backend=backend, keep=keep)
         for lo in range(0, x.shape[0], rows):
             codes = enc.codes[lo : lo + rows]
             r, r32, row_ss = work(x[lo : lo + rows], codes)
@@ -278,7 +280,13 @@ class DecisionStatistics:
             self.add_residuals(r, r32, codes, row_ss)
         return self
 
-    def add_residuals(self, r: torch.Tensor, r32: torch.Tensor, codes: torch.Tensor, row_ss: torch.Tensor) -> None:
+    def residuals_needed(self) -> str:
+        """What :meth:`add_residuals` reads: ``"pair"`` (residuals and their float32 copy) or ``"residuals"``."""
+        return "residuals" if (self.projected_scatter is not None and not self.tables.weights) else "pair"
+
+    def add_residuals(
+        self, r: torch.Tensor, r32: torch.Tensor | None, codes: torch.Tensor, row_ss: torch.Tensor
+    ) -> None:
         """Decide one chunk from its residuals r = h − μ_y (``r32``: the same rounded to float32; ``row_ss``:
         float64 ‖r_i‖²) and add the tallies; with :attr:`projected_scatter` tracked, also add AᵀA.
 

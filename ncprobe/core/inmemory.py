@@ -146,10 +146,11 @@ def compute_statistics(
         dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
     scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
-    work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be)
+    keep = dec.residuals_needed()
+    work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be, keep=keep)
     for lo, hi in chunks:
         r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
-        r, r32, row_ss = r.to(dev), r32.to(dev), row_ss.to(dev)
+        r, r32, row_ss = r.to(dev), None if r32 is None else r32.to(dev), row_ss.to(dev)
         y = enc.codes[lo:hi]
         class_ss.index_add_(0, y, row_ss)
         if scatter is not None:

@@ -126,35 +126,45 @@ class ResidualWorkspace:
 
     Each call returns ``(r, r32, row_ss)``: ``r`` rounded to the compute precision, ``r32`` the same rows
     rounded to float32 (for the certified float32 products; ``r32 is r`` in float32 precision) and the
-    float64 ‖r_i‖² of the rounded residual. On the numba backend the tensors are views of the buffers,
-    valid until the next call.
+    float64 ‖r_i‖² of the rounded residual. ``keep`` says what is needed: ``"pair"`` (all three),
+    ``"residuals"`` (``r32`` is ``None``) or ``"norms"`` (only ``row_ss``; nothing is written on numba).
+    On the numba backend the tensors are views of the buffers, valid until the next call.
     """
 
-    def __init__(self, means: torch.Tensor, *, rows: int, dtype: torch.dtype, backend: str):
+    def __init__(self, means: torch.Tensor, *, rows: int, dtype: torch.dtype, backend: str, keep: str = "pair"):
         self.means = means
         self.dtype = dtype
         self.backend = backend
+        self.keep = keep
         if backend == "numba":
-            c, d = means.shape
+            d = means.shape[1]
             self._means_np = np.ascontiguousarray(means.cpu().numpy(), dtype=np.float64)
-            self._r64 = np.empty((rows, d), dtype=np.float64) if dtype == torch.float64 else None
-            self._r32 = np.empty((rows, d), dtype=np.float32)
+            wide = dtype == torch.float64 and keep != "norms"
+            self._r64 = np.empty((rows, d), dtype=np.float64) if wide else None
+            narrow = dtype == torch.float32 or keep == "pair"
+            self._r32 = np.empty((rows, d), dtype=np.float32) if narrow and keep != "norms" else None
             self._ss = np.empty(rows, dtype=np.float64)
 
-    def __call__(self, x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, codes: torch.Tensor):
         m = x.shape[0]
-        if self.backend == "numba":
-            xn, cn = np.ascontiguousarray(_numba_input(x)), np.ascontiguousarray(codes.numpy(), dtype=np.int64)
+        if self.backend != "numba":
+            r = (x.double() - self.means[codes]).to(self.dtype)
+            r32 = (r if self.dtype == torch.float32 else r.float()) if self.keep == "pair" else None
+            return r, r32, r.double().pow(2).sum(1)
+        xn, cn = np.ascontiguousarray(_numba_input(x)), np.ascontiguousarray(codes.numpy(), dtype=np.int64)
+        ss = self._ss[:m]
+        if self.keep == "norms":
+            _numba_kernels.residual_norms(xn, cn, self._means_np, self.dtype == torch.float32, ss)
+            return None, None, torch.from_numpy(ss)
+        if self._r64 is None:  # float32 residuals
+            ss[:] = _numba_kernels.residuals(xn, cn, self._means_np, self._r32[:m])
             r32 = torch.from_numpy(self._r32[:m])
-            ss = torch.from_numpy(self._ss[:m])
-            if self._r64 is None:
-                self._ss[:m] = _numba_kernels.residuals(xn, cn, self._means_np, self._r32[:m])
-                return r32, r32, ss
-            _numba_kernels.residual_pair(xn, cn, self._means_np, self._r64[:m], self._r32[:m], self._ss[:m])
-            return torch.from_numpy(self._r64[:m]), r32, ss
-        r = (x.double() - self.means[codes]).to(self.dtype)
-        r32 = r if self.dtype == torch.float32 else r.float()
-        return r, r32, r.double().pow(2).sum(1)
+            return r32, (r32 if self.keep == "pair" else None), torch.from_numpy(ss)
+        if self._r32 is None:
+            ss[:] = _numba_kernels.residuals(xn, cn, self._means_np, self._r64[:m])
+            return torch.from_numpy(self._r64[:m]), None, torch.from_numpy(ss)
+        _numba_kernels.residual_pair(xn, cn, self._means_np, self._r64[:m], self._r32[:m], ss)
+        return torch.from_numpy(self._r64[:m]), torch.from_numpy(self._r32[:m]), torch.from_numpy(ss)
 
 
 class ClassStatistics:
@@ -301,7 +311,8 @@ class ClassStatistics:
         dtype = compute_dtype(self.precision)
         d = x.shape[1]
         rows = min(chunk_rows(d, x.device), x.shape[0])
-        work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend)
+        keep = "residuals" if self.track_scatter else "norms"
+        work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend, keep=keep)
         class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=means.device)
         scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
         for lo in range(0, x.shape[0], rows):
