@@ -148,3 +148,29 @@ def test_non_finite_features_are_refused_by_both_passes():
         ClassStatistics(3).update(bad, y)
     with pytest.raises(ValueError, match="overflow"):
         ClassStatistics(3).update(1e200 * np.random.default_rng(0).normal(size=(6, 6)), [0, 1, 2, 0, 1, 2])
+
+
+def _projected_worker(rank, world, init_file, x, y, w, out_file):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    stats = ClassStatistics(5, track_scatter=False).update(x[rank::world], y[rank::world]).all_reduce()
+    dec = DecisionStatistics(stats, classifiers={"classifier": w}).update(x[rank::world], y[rank::world])
+    dec.all_reduce()
+    if rank == 0:
+        torch.save(ncprobe.measure(dec.projected_statistics(), decisions=dec).scalars(), out_file)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_projected_scatter_all_reduce_equals_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    x, y, w = _data(5, 5, 20, 600)
+    out = tmp_path / "out.pt"
+    mp.spawn(_projected_worker, args=(2, str(tmp_path / "init"), x, y, w, str(out)), nprocs=2, join=True)
+    got = torch.load(out, weights_only=False)
+    direct = ncprobe.measure(x, y, classifier=w).scalars()
+    assert got["nc1"] == pytest.approx(ref.nc1(x, y, 5), rel=1e-9)
+    for name in ("nc4_ncc_agreement", "classifier_accuracy", "ncc_accuracy", "nc1_quotient"):
+        assert got[name] == pytest.approx(direct[name], rel=1e-12), name
