@@ -82,14 +82,18 @@ if AVAILABLE:
                     normalized[j] += np.float64(row[j]) * w
 
     @njit(nogil=True, cache=True, fastmath=False)
-    def _residuals(x, codes, means, out, row_ss, lo, hi):  # pragma: no cover - compiled
+    def _residuals(x, codes, means, out, row_ss, x_ss, lo, hi):  # pragma: no cover - compiled
+        # x_ss (if not empty) receives ‖x_i‖² as well.
         d = x.shape[1]
+        with_x = x_ss.shape[0] > 0
         for i in range(lo, hi):
             k = codes[i]
             o = out[i]
             for j in range(d):
                 o[j] = np.float64(x[i, j]) - means[k, j]
             row_ss[i] = _sumsq(o)
+            if with_x:
+                x_ss[i] = _sumsq(x[i])
 
     @njit(nogil=True, cache=True, fastmath=False)
     def _residual_norms(x, codes, means, single, row_ss, lo, hi):  # pragma: no cover - compiled
@@ -218,12 +222,15 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
     return counts[0], sums[0], normalized[0]
 
 
-def residuals(x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray) -> np.ndarray:
+def residuals(
+    x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray, x_ss: np.ndarray | None = None
+) -> np.ndarray:
     """Write ``x - means[codes]`` into ``out`` (its dtype sets the rounding) and return each row's
-    float64 squared norm of the rounded residual."""
+    float64 squared norm of the rounded residual; ``x_ss``, if given, receives each row's ‖x_i‖²."""
     row_ss = np.empty(x.shape[0], dtype=np.float64)
     args = (np.ascontiguousarray(x), _contiguous_codes(codes), np.ascontiguousarray(means, dtype=np.float64))
-    _rows_in_parallel(_residuals, x.shape[0], *args, out, row_ss)
+    x_ss = np.empty(0, dtype=np.float64) if x_ss is None else x_ss
+    _rows_in_parallel(_residuals, x.shape[0], *args, out, row_ss, x_ss)
     return row_ss
 
 

@@ -97,6 +97,7 @@ class DecisionTables:
         # [M̃; W_1; …] in float32: one product gives the NCC scores and every classifier's logits.
         self.stacked32 = torch.cat([self.centered32] + ([self.weights32] if self.weights else []), 0)
         self.logit_tables = [means @ e.weights.T + e.bias[None, :] for e in classifiers.values()]
+        self.bias_tables = [e.bias[None, :].contiguous() for e in classifiers.values()]
         self.centered_norm = float(self.centered.norm(dim=1).max())
         self.weight_norms = [float(w.norm(dim=1).max()) for w in self.weights]
         self._neg_ncc = (-self.ncc).contiguous()
@@ -133,12 +134,15 @@ class DecisionTables:
         *,
         row_norms: torch.Tensor | None = None,
         products: torch.Tensor | None = None,
+        feature_norms: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
         ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ``, in float64
         (taken as exact) or float32 (certified); ``row_norms`` the float64 ‖r_i‖ if already known;
-        ``products`` the float32 ``r @ weights32ᵀ`` if already formed (else they are computed here).
+        ``products`` the float32 ``r @ weights32ᵀ`` if already formed (else they are computed here) or, with
+        ``feature_norms`` (‖x_i‖), the float32 products ``x @ weights32ᵀ`` of the features themselves
+        (logit = product + bias, certified with ‖x_i‖).
         """
         c = num_classes
         unit = self.unit(r.shape[1], r.device)
@@ -155,10 +159,13 @@ class DecisionTables:
         out = {"ncc_correct": _bincount(codes, ncc_pred == codes, c)}
         if self.weights and products is None:
             products = r.float() @ self.weights32.T
+        of_features = feature_norms is not None
         for j, name in enumerate(self.names):
-            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, self.logit_tables[j], codes)
+            table = self.bias_tables[j] if of_features else self.logit_tables[j]
+            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, table, codes)
             if c >= 2:
-                bad = (margin <= 2.0 * unit * self.weight_norms[j] * rnorm).nonzero().flatten()
+                scale = feature_norms if of_features else rnorm
+                bad = (margin <= 2.0 * unit * self.weight_norms[j] * scale).nonzero().flatten()
                 if len(bad):
                     exact = r[bad].double() @ self.weights[j].T + self.logit_tables[j][codes[bad]]
                     pred[bad] = exact.argmax(1)
@@ -271,41 +278,61 @@ class DecisionStatistics:
         backend = pick_backend("auto", x)
         rows = chunk_rows(self.dim, x.device)
         size = min(rows, max(1, x.shape[0]))
-        keep = self.residuals_needed()
+        keep = self.residuals_needed(x)
         work = ResidualWorkspace(self.means, rows=size, dtype=self.dtype, backend=backend, keep=keep)
         for lo in range(0, x.shape[0], rows):
-            codes = enc.codes[lo : lo + rows]
-            r, r32, row_ss = work(x[lo : lo + rows], codes)
-            require_finite(row_ss, x[lo : lo + rows])
-            self.add_residuals(r, r32, codes, row_ss)
+            codes, xs = enc.codes[lo : lo + rows], x[lo : lo + rows]
+            r, r32, row_ss = work(xs, codes)
+            require_finite(row_ss, xs)
+            self.add_residuals(r, r32, codes, row_ss, features=xs, feature_ss=work.feature_ss)
         return self
 
-    def residuals_needed(self) -> str:
-        """What :meth:`add_residuals` reads: ``"pair"`` (residuals and their float32 copy) or ``"residuals"``."""
-        return "residuals" if (self.projected_scatter is not None and not self.tables.weights) else "pair"
+    def residuals_needed(self, features: torch.Tensor | None = None) -> str:
+        """What :meth:`add_residuals` reads (a :class:`ResidualWorkspace` ``keep``): ``"pair"`` (residuals and
+        their float32 copy), ``"residuals"``, or ``"features"`` when the classifier logits are best taken of
+        the float32 ``features`` themselves (CPU, float64 NCC products: no float32 residuals to write)."""
+        if self.projected_scatter is None:
+            return "pair"
+        if not self.tables.weights:
+            return "residuals"
+        usable = features is not None and features.dtype == torch.float32 and features.device.type == "cpu"
+        return "features" if usable and self.dtype == torch.float64 else "pair"
 
     def add_residuals(
-        self, r: torch.Tensor, r32: torch.Tensor | None, codes: torch.Tensor, row_ss: torch.Tensor
+        self,
+        r: torch.Tensor,
+        r32: torch.Tensor | None,
+        codes: torch.Tensor,
+        row_ss: torch.Tensor,
+        *,
+        features: torch.Tensor | None = None,
+        feature_ss: torch.Tensor | None = None,
     ) -> None:
         """Decide one chunk from its residuals r = h − μ_y (``r32``: the same rounded to float32; ``row_ss``:
         float64 ‖r_i‖²) and add the tallies; with :attr:`projected_scatter` tracked, also add AᵀA.
 
         With the projected scatter the NCC products A = R M̃ᵀ are formed in the compute precision (float64:
         exact decisions, and K = AᵀA to float64 rounding); without it, one certified float32 product
-        ``R [M̃; W]ᵀ`` gives every score."""
+        ``R [M̃; W]ᵀ`` gives every score. With float32 ``features`` (and their ‖x_i‖², ``feature_ss``) and no
+        ``r32``, the logits come from ``features @ Wᵀ`` instead, certified with ‖x_i‖."""
         c = self.num_classes
         tables = self.tables
-        products = None
+        products = feature_norms = None
         if self.projected_scatter is not None:
             a_m = r @ (tables.centered if r.dtype == torch.float64 else tables.centered32).T
             a = a_m.double()
             self.projected_scatter.addmm_(a.T, a)
-            if tables.weights:
+            if tables.weights and r32 is None and features is not None:
+                products, feature_norms = features @ tables.weights32.T, feature_ss.sqrt()
+            elif tables.weights:
                 products = r32 @ tables.weights32.T
         else:
             both = r32 @ tables.stacked32.T
             a_m, products = both[:, :c], both[:, c:]
-        self.add_tallies(tables.count(r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products), codes)
+        tallies = tables.count(
+            r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products, feature_norms=feature_norms
+        )
+        self.add_tallies(tallies, codes)
 
     def projected_statistics(self) -> ClassStatistics:
         """The first pass's statistics completed with the C×C projected scatter K = M̃ S_W M̃ᵀ of this pass.

@@ -146,7 +146,7 @@ def compute_statistics(
         dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
     scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
-    keep = dec.residuals_needed()
+    keep = dec.residuals_needed(x if be == "numba" else None)
     work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be, keep=keep)
     for lo, hi in chunks:
         r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
@@ -155,7 +155,7 @@ def compute_statistics(
         class_ss.index_add_(0, y, row_ss)
         if scatter is not None:
             add_scatter(scatter, r)
-        dec.add_residuals(r, r32, y, row_ss)
+        dec.add_residuals(r, r32, y, row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
         bar.update()
     bar.close()
     acc = dec.projected_scatter if projected else scatter

@@ -128,8 +128,10 @@ class ResidualWorkspace:
     Each call returns ``(r, r32, row_ss)``: ``r`` rounded to the compute precision, ``r32`` the same rows
     rounded to float32 (for the certified float32 products; ``r32 is r`` in float32 precision) and the
     float64 ‖r_i‖² of the rounded residual. ``keep`` says what is needed: ``"pair"`` (all three),
-    ``"residuals"`` (``r32`` is ``None``) or ``"norms"`` (only ``row_ss``; nothing is written on numba).
-    On the numba backend the tensors are views of the buffers, valid until the next call.
+    ``"residuals"`` (``r32`` is ``None``), ``"features"`` (as ``"residuals"``, and :attr:`feature_ss` holds
+    each row's ‖x_i‖², for products taken of float32 features directly) or ``"norms"`` (only ``row_ss``;
+    nothing is written on numba). On the numba backend the tensors are views of the buffers, valid until
+    the next call.
     """
 
     def __init__(self, means: torch.Tensor, *, rows: int, dtype: torch.dtype, backend: str, keep: str = "pair"):
@@ -142,15 +144,19 @@ class ResidualWorkspace:
             self._means_np = np.ascontiguousarray(means.cpu().numpy(), dtype=np.float64)
             wide = dtype == torch.float64 and keep != "norms"
             self._r64 = np.empty((rows, d), dtype=np.float64) if wide else None
-            narrow = dtype == torch.float32 or keep == "pair"
+            narrow = dtype == torch.float32 or keep == "pair"  # "features": float64 residuals only
             self._r32 = np.empty((rows, d), dtype=np.float32) if narrow and keep != "norms" else None
             self._ss = np.empty(rows, dtype=np.float64)
+            self._xss = np.empty(rows if keep == "features" else 0, dtype=np.float64)
+        self.feature_ss: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor, codes: torch.Tensor):
         m = x.shape[0]
         if self.backend != "numba":
             r = (x.double() - self.means[codes]).to(self.dtype)
             r32 = (r if self.dtype == torch.float32 else r.float()) if self.keep == "pair" else None
+            if self.keep == "features":
+                self.feature_ss = x.double().pow(2).sum(1)
             return r, r32, r.double().pow(2).sum(1)
         xn, cn = np.ascontiguousarray(_numba_input(x)), np.ascontiguousarray(codes.numpy(), dtype=np.int64)
         ss = self._ss[:m]
@@ -162,7 +168,9 @@ class ResidualWorkspace:
             r32 = torch.from_numpy(self._r32[:m])
             return r32, (r32 if self.keep == "pair" else None), torch.from_numpy(ss)
         if self._r32 is None:
-            ss[:] = _numba_kernels.residuals(xn, cn, self._means_np, self._r64[:m])
+            xss = self._xss[:m] if self.keep == "features" else None
+            ss[:] = _numba_kernels.residuals(xn, cn, self._means_np, self._r64[:m], xss)
+            self.feature_ss = None if xss is None else torch.from_numpy(xss)
             return torch.from_numpy(self._r64[:m]), None, torch.from_numpy(ss)
         _numba_kernels.residual_pair(xn, cn, self._means_np, self._r64[:m], self._r32[:m], ss)
         return torch.from_numpy(self._r64[:m]), torch.from_numpy(self._r32[:m]), torch.from_numpy(ss)

@@ -58,8 +58,10 @@ def test_in_memory_nc1_and_decisions_match_float64_reference(c, d, chunk_rows):
 
 @pytest.mark.parametrize("scatter", ["projected", "full"])
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_near_ties_are_decided_as_in_float64(scatter, precision):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32: logits of the features themselves
+def test_near_ties_are_decided_as_in_float64(scatter, precision, dtype):
     x, y, w = _near_tied()
+    x = x.astype(dtype)
     report = ncprobe.measure(x, y, classifier=w, scatter=scatter, precision=precision)
     assert _rates(report) == _expected(w, x, y, 5)
 
