@@ -242,7 +242,7 @@ class DecisionStatistics:
         # products it forms anyway; see projected_statistics().
         self._stats = stats
         self._track_projected = stats.scatter is None and stats.projected_scatter is None
-        self.projected_scatter: torch.Tensor | None = None
+        self.projected_scatter = None
         self.reset()
 
     @property
@@ -320,8 +320,9 @@ class DecisionStatistics:
         products = feature_norms = None
         if self.projected_scatter is not None:
             a_m = r @ (tables.centered if r.dtype == torch.float64 else tables.centered32).T
-            a = a_m.double()
-            self.projected_scatter.addmm_(a.T, a)
+            self._pending.append(a_m.double())  # K += AᵀA in fewer, larger products (see projected_scatter)
+            if sum(len(t) for t in self._pending) * c >= 1 << 22:
+                self._flush()
             if tables.weights and r32 is None and features is not None:
                 products, feature_norms = features @ tables.weights32.T, feature_ss.sqrt()
             elif tables.weights:
@@ -333,6 +334,25 @@ class DecisionStatistics:
             r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products, feature_norms=feature_norms
         )
         self.add_tallies(tallies, codes)
+
+    @property
+    def projected_scatter(self) -> torch.Tensor | None:
+        """K = M̃ S_W M̃ᵀ (C×C, float64) of the samples of this pass, when the first pass kept no scatter
+        (else ``None``); see :meth:`projected_statistics`."""
+        self._flush()
+        return self.__dict__.get("_k")
+
+    @projected_scatter.setter
+    def projected_scatter(self, value: torch.Tensor | None) -> None:
+        self._pending: list[torch.Tensor] = []
+        self._k = value
+
+    def _flush(self) -> None:
+        pending = self.__dict__.get("_pending")
+        if pending:
+            a = torch.cat(pending)
+            pending.clear()
+            self._k.addmm_(a.T, a)
 
     def projected_statistics(self) -> ClassStatistics:
         """The first pass's statistics completed with the C×C projected scatter K = M̃ S_W M̃ᵀ of this pass.
