@@ -23,8 +23,9 @@ import torch
 
 from . import _numba_kernels
 from ._validation import check_features, encode_labels
+from .chunks import ResidualWorkspace, chunk_rows, pick_backend, require_finite
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
-from .statistics import ClassStatistics, ResidualWorkspace, chunk_rows, pick_backend, require_finite
+from .statistics import ClassStatistics
 
 __all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
 

@@ -29,19 +29,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_features, encode_labels, resolve_device
+from .chunks import ResidualWorkspace, add_scatter, class_sums, compute_dtype, pick_backend
+from .chunks import chunk_rows as default_chunk_rows
 from .decisions import DecisionStatistics
 from .prepared import ClassGeometry
-from .statistics import (
-    ClassStatistics,
-    ResidualWorkspace,
-    add_scatter,
-    class_sums,
-    compute_dtype,
-    pick_backend,
-)
-from .statistics import (
-    chunk_rows as default_chunk_rows,
-)
+from .statistics import ClassStatistics
 
 __all__ = ["compute_statistics", "as_geometry"]
 
