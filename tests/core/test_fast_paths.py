@@ -7,7 +7,7 @@ import torch
 
 import ncprobe
 from ncprobe import ClassStatistics, DecisionStatistics
-from ncprobe.core import decisions as decisions_module
+from ncprobe.core import _numba_kernels
 from ncprobe.core.decisions import DecisionTables
 from tests._helpers import reference as ref
 
@@ -69,7 +69,7 @@ def test_near_ties_are_decided_as_in_float64(scatter, precision, dtype):
 def test_torch_top2_equals_numba_top2(monkeypatch):
     x, y, w = _near_tied(seed=4)
     fast = ncprobe.measure(x, y, classifier=w, scatter="full")
-    monkeypatch.setattr(decisions_module._numba_kernels, "AVAILABLE", False)
+    monkeypatch.setattr(_numba_kernels, "AVAILABLE", False)
     slow = ncprobe.measure(x, y, classifier=w, scatter="full", backend="torch")
     assert _rates(fast) == _rates(slow) == _expected(w, x, y, 5)
 
