@@ -85,10 +85,14 @@ def residuals(
 
 
 def chunk_rows(dim: int, device: torch.device) -> int:
-    """Rows per chunk of a second read: about 4M elements on CPU (32 MiB of float64 residuals: they stay in
-    a large last-level cache between the residual kernel and the products, and each chunk's hand-offs
-    between the kernel threads and BLAS's threads are few), 64M on a GPU."""
-    return max(256, (1 << 26 if device.type == "cuda" else 1 << 22) // dim)
+    """Rows per chunk of a second read: about 2M elements on CPU (16 MiB of float64 residuals), 64M on a GPU.
+
+    On CPU the size trades cache residency (the residuals are written by the kernel and read back by the
+    products) against hand-offs between the kernel threads and BLAS's OpenMP threads, which spin for a while
+    after each product. Measured on the busy 2-core machine with ``OMP_WAIT_POLICY=passive``, 1M–2M elements
+    gave the lowest ratio to the floor GEMM; with the default (spinning) policy and other jobs on the cores,
+    larger chunks (fewer hand-offs) did. ``compute_statistics(chunk_rows=...)`` overrides it."""
+    return max(256, (1 << 26 if device.type == "cuda" else 1 << 21) // dim)
 
 
 def require_finite(row_ss: torch.Tensor, x: torch.Tensor) -> None:
