@@ -15,11 +15,18 @@ Sums of squares are accumulated in eight interleaved partial sums (a fixed order
 depend on the machine's vector width, yet the loop runs without a serial dependency).
 
 numba is optional at import time: :data:`AVAILABLE` says whether the kernels can be used.
+
+Compilation is cached on disk (numba's ``cache=True``: next to this module, else ``~/.cache/numba``, or
+``$NUMBA_CACHE_DIR``); the first use on a machine compiles for a few seconds and says so on stderr. Where no
+cache folder is writable the kernels compile in memory each process, with one warning, instead of failing.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,9 +41,56 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["AVAILABLE", "class_sums", "residuals", "residual_pair", "residual_norms", "best_two"]
 
+
+def _jit(**options):
+    """``numba.njit(cache=True, **options)``, falling back to an in-memory compile (one warning) when numba finds
+    no writable cache folder ("cannot cache function ...: no locator available")."""
+
+    def decorate(func):
+        try:
+            return njit(cache=True, **options)(func)
+        except RuntimeError as err:
+            if "cannot cache" not in str(err):
+                raise
+            warnings.warn(
+                f"numba cannot cache ncprobe's CPU kernels ({err}); they compile in each process. "
+                "Set NUMBA_CACHE_DIR to a writable folder to keep them",
+                stacklevel=2,
+            )
+            return njit(cache=False, **options)(func)
+
+    return decorate
+
+
+_FIRST_CALL_DONE = False
+
+
+def _announce_compilation(call):
+    """Run the first kernel call of the process; if it takes more than a second (numba compiling rather than
+    loading its cache), say what is happening on stderr."""
+    global _FIRST_CALL_DONE
+    if _FIRST_CALL_DONE:
+        return call()
+    timer = threading.Timer(
+        1.0,
+        lambda: print(
+            "ncprobe: compiling the numba CPU kernels (first use on this machine, a few seconds; cached on disk "
+            "afterwards, see NUMBA_CACHE_DIR)",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
+    timer.start()
+    try:
+        return call()
+    finally:
+        timer.cancel()
+        _FIRST_CALL_DONE = True
+
+
 if AVAILABLE:
 
-    @njit(inline="always", cache=True)
+    @_jit(inline="always")
     def _sumsq(v):  # pragma: no cover - compiled
         # Σ v_j² in float64 with eight partial sums in a fixed order.
         d = v.shape[0]
@@ -66,7 +120,7 @@ if AVAILABLE:
             j += 1
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
-    @njit(nogil=True, cache=True, fastmath=False)
+    @_jit(nogil=True, fastmath=False)
     def _class_sums(x, codes, lo, hi, sums, normalized, counts):  # pragma: no cover - compiled
         # Rows [lo, hi) into this part's own buffers (class sums, Σ x_i/‖x_i‖, counts).
         d = x.shape[1]
@@ -83,7 +137,7 @@ if AVAILABLE:
                 for j in range(d):
                     normalized[j] += np.float64(row[j]) * w
 
-    @njit(nogil=True, cache=True, fastmath=False)
+    @_jit(nogil=True, fastmath=False)
     def _residuals(x, codes, means, out, row_ss, x_ss, lo, hi):  # pragma: no cover - compiled
         # x_ss (if not empty) receives ‖x_i‖² as well.
         d = x.shape[1]
@@ -97,7 +151,7 @@ if AVAILABLE:
             if with_x:
                 x_ss[i] = _sumsq(x[i])
 
-    @njit(nogil=True, cache=True, fastmath=False)
+    @_jit(nogil=True, fastmath=False)
     def _residual_norms(x, codes, means, single, row_ss, lo, hi):  # pragma: no cover - compiled
         # ‖x_i − μ_{y_i}‖² of the residual rounded to float32 (single) or float64, nothing written.
         d = x.shape[1]
@@ -109,7 +163,7 @@ if AVAILABLE:
                 buf[j] = np.float64(np.float32(r)) if single else r
             row_ss[i] = _sumsq(buf)
 
-    @njit(nogil=True, cache=True, fastmath=False)
+    @_jit(nogil=True, fastmath=False)
     def _residual_pair(x, codes, means, out64, out32, row_ss, lo, hi):  # pragma: no cover - compiled
         d = x.shape[1]
         for i in range(lo, hi):
@@ -122,7 +176,7 @@ if AVAILABLE:
                 h[j] = np.float32(r)
             row_ss[i] = _sumsq(o)
 
-    @njit(inline="always", cache=True, fastmath={"nnan"})
+    @_jit(inline="always", fastmath={"nnan"})
     def _max(v, c):  # pragma: no cover - compiled
         # max of v[:c] in four interleaved lanes ("no NaN" lets the compiler vectorise it; -inf is allowed).
         m0 = m1 = m2 = m3 = -np.inf
@@ -138,7 +192,7 @@ if AVAILABLE:
             k += 1
         return max(max(m0, m1), max(m2, m3))
 
-    @njit(nogil=True, cache=True, fastmath={"nnan"})
+    @_jit(nogil=True, fastmath={"nnan"})
     def _best_two(products, alpha, table, codes, pred, margin, lo, hi):  # pragma: no cover - compiled
         # score_ik = alpha·products_ik + table[codes_i, k] (table row 0 for all when it has one row);
         # the first index of the largest score and its margin over the second largest. Scores are never
@@ -179,8 +233,13 @@ def _run(tasks: list) -> None:
     """Run the callables, one per thread. The kernels release the GIL; the pool's threads sleep between
     calls, so they do not spin against torch's OpenMP threads (as numba's own OpenMP pool would)."""
     global _POOL
+    if not _FIRST_CALL_DONE:
+        _announce_compilation(tasks[0])
+        tasks = tasks[1:]
     if len(tasks) == 1:
         tasks[0]()
+        return
+    if not tasks:
         return
     if _POOL is None or _POOL._max_workers < len(tasks):
         _POOL = ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="ncprobe")

@@ -1,0 +1,45 @@
+"""numba kernels: compiled once per machine (and said so), never a failure when no cache folder is writable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ncprobe.core import _numba_kernels as kernels
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+
+ROOT = Path(__file__).parents[2]
+CODE = (
+    "import numpy as np, ncprobe\n"
+    "x = np.random.default_rng(0).normal(size=(5000, 16)).astype('float32'); y = np.arange(5000) % 4\n"
+    "ncprobe.measure(x, y, backend='numba')\n"
+)
+
+
+def test_first_use_compiles_with_a_message_then_loads_from_the_cache(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(ROOT)}
+    first = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True, check=True)
+    assert "compiling the numba CPU kernels" in first.stderr
+    assert any((tmp_path / "numba").rglob("*.nbi")), "nothing was cached"
+    second = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True, check=True)
+    assert "compiling" not in second.stderr
+
+
+def test_an_unwritable_cache_falls_back_to_compiling_in_memory(monkeypatch):
+    calls = []
+
+    def fake_njit(**options):
+        calls.append(options)
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file '/x.py'")
+        return lambda func: func
+
+    monkeypatch.setattr(kernels, "njit", fake_njit)
+    with pytest.warns(UserWarning, match="NUMBA_CACHE_DIR"):
+        f = kernels._jit(nogil=True)(lambda v: v + 1)
+    assert f(1) == 2 and calls == [{"cache": True, "nogil": True}, {"cache": False, "nogil": True}]
