@@ -62,30 +62,35 @@ def _jit(**options):
     return decorate
 
 
-_FIRST_CALL_DONE = False
+_COMPILED: set = set()  # kernels called at least once in this process
+_ANNOUNCED = False
 
 
-def _announce_compilation(call):
-    """Run the first kernel call of the process; if it takes more than a second (numba compiling rather than
-    loading its cache), say what is happening on stderr."""
-    global _FIRST_CALL_DONE
-    if _FIRST_CALL_DONE:
+def _first_call(kernel, call):
+    """Run a kernel's first call of the process; if it takes more than a second (numba compiling it rather than
+    loading its cache), say once on stderr what is happening."""
+    global _ANNOUNCED
+    if kernel in _COMPILED or _ANNOUNCED:
+        _COMPILED.add(kernel)
         return call()
-    timer = threading.Timer(
-        1.0,
-        lambda: print(
+
+    def announce():
+        global _ANNOUNCED
+        _ANNOUNCED = True
+        print(
             "ncprobe: compiling the numba CPU kernels (first use on this machine, a few seconds; cached on disk "
             "afterwards, see NUMBA_CACHE_DIR)",
             file=sys.stderr,
             flush=True,
-        ),
-    )
+        )
+
+    timer = threading.Timer(1.0, announce)
     timer.start()
     try:
         return call()
     finally:
         timer.cancel()
-        _FIRST_CALL_DONE = True
+        _COMPILED.add(kernel)
 
 
 if AVAILABLE:
@@ -229,12 +234,13 @@ def threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _run(tasks: list) -> None:
+def _run(tasks: list, kernel) -> None:
     """Run the callables, one per thread. The kernels release the GIL; the pool's threads sleep between
-    calls, so they do not spin against torch's OpenMP threads (as numba's own OpenMP pool would)."""
+    calls, so they do not spin against torch's OpenMP threads (as numba's own OpenMP pool would). The first
+    call of ``kernel`` runs alone first (it may compile)."""
     global _POOL
-    if not _FIRST_CALL_DONE:
-        _announce_compilation(tasks[0])
+    if kernel not in _COMPILED:
+        _first_call(kernel, tasks[0])
         tasks = tasks[1:]
     if len(tasks) == 1:
         tasks[0]()
@@ -251,7 +257,7 @@ def _rows_in_parallel(kernel, n: int, *args) -> None:
     """``kernel(*args, lo, hi)`` over one block of rows per thread."""
     t = min(threads(), max(1, n // _MIN_ROWS))
     b = [n * i // t for i in range(t + 1)]
-    _run([functools.partial(kernel, *args, b[i], b[i + 1]) for i in range(t)])
+    _run([functools.partial(kernel, *args, b[i], b[i + 1]) for i in range(t)], kernel)
 
 
 def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
@@ -275,7 +281,7 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
 
     t = min(threads(), nparts)
     split = [nparts * i // t for i in range(t + 1)]
-    _run([functools.partial(parts, split[i], split[i + 1]) for i in range(t)])
+    _run([functools.partial(parts, split[i], split[i + 1]) for i in range(t)], _class_sums)
     for p in range(1, nparts):
         sums[0] += sums[p]
         normalized[0] += normalized[p]
