@@ -19,11 +19,13 @@ numba is optional at import time: :data:`AVAILABLE` says whether the kernels can
 Compilation is cached on disk (numba's ``cache=True``: next to this module, else ``~/.cache/numba``, or
 ``$NUMBA_CACHE_DIR``); the first use on a machine compiles for a few seconds and says so on stderr. Where no
 cache folder is writable the kernels compile in memory each process, with one warning, instead of failing.
+The notice appears when a kernel's first call takes longer than ``$NCPROBE_COMPILE_NOTICE_SECONDS`` (1 s).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 import warnings
@@ -84,7 +86,7 @@ def _first_call(kernel, call):
             flush=True,
         )
 
-    timer = threading.Timer(1.0, announce)
+    timer = threading.Timer(float(os.environ.get("NCPROBE_COMPILE_NOTICE_SECONDS", "1.0")), announce)
     timer.start()
     try:
         return call()
