@@ -206,6 +206,8 @@ class Engine:
                     model=model,
                     classnames=self.task.train_classnames,
                     target_features=self._target_batch(len(local), epoch, self.step),
+                    indices=local,
+                    images=images,
                     epoch=epoch,
                     step=self.step,
                 )
