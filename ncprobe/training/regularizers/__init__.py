@@ -6,6 +6,7 @@ gives their loss forms, sources and differences from the original code.
 """
 
 from .base import REGULARIZERS, Regularizer, SetupContext, StepOutput, build_regularizer, register_regularizer
+from .craft import CraftRegularizer
 from .kgcoop import KgCoOpRegularizer
 from .npt import NPTRegularizer
 
@@ -18,4 +19,5 @@ __all__ = [
     "register_regularizer",
     "KgCoOpRegularizer",
     "NPTRegularizer",
+    "CraftRegularizer",
 ]
