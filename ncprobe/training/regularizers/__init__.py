@@ -9,6 +9,7 @@ from .base import REGULARIZERS, Regularizer, SetupContext, StepOutput, build_reg
 from .craft import CraftRegularizer
 from .kgcoop import KgCoOpRegularizer
 from .npt import NPTRegularizer
+from .promptsrc import PromptSRCRegularizer
 
 __all__ = [
     "REGULARIZERS",
@@ -20,4 +21,5 @@ __all__ = [
     "KgCoOpRegularizer",
     "NPTRegularizer",
     "CraftRegularizer",
+    "PromptSRCRegularizer",
 ]
