@@ -21,6 +21,7 @@ __all__ = [
     "load_matrix",
     "check_weight",
     "image_tower_trains",
+    "full",
 ]
 
 #: Methods with trainable prompts (zero-shot CLIP has nothing a loss term could move).
@@ -132,3 +133,8 @@ def image_tower_trains(method: str) -> bool:
     from ncprobe.training.methods import get_method
 
     return not get_method(method).frozen_image_features
+
+
+def full(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least float32 (half precision from autocast is promoted; float64 stays float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -45,7 +45,7 @@ from ncprobe.core.anchors import relative_representation, select_anchors
 from ncprobe.core.geometry import normalize_rows
 from ncprobe.core.mmd import CRAFT_BANDWIDTHS, mmd2
 
-from ._shared import TRAINABLE_METHODS, check_weight, frozen_training_features
+from ._shared import TRAINABLE_METHODS, check_weight, frozen_training_features, full
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
 __all__ = ["CraftRegularizer", "SENTENCES", "ANCHOR_CLASSES"]
@@ -186,7 +186,7 @@ class CraftRegularizer(Regularizer):
                 raise ValueError("this task cannot redraw its training split for anchor_classes/anchor_shots")
             images, labels = task.draw_train(self.anchor_shots, self.anchor_classes)
             feats, _ = ctx.encode_frozen_images(images)
-            feats, labels = normalize_rows(feats.float()).to(ctx.device), labels.to(ctx.device)
+            feats, labels = normalize_rows(full(feats)).to(ctx.device), labels.to(ctx.device)
         k = self.anchors_per_class
         anchors, owners = select_anchors(
             feats, labels, method="class_mean" if k == 1 else "kmeans", per_class=k, seed=ctx.seed
@@ -220,40 +220,40 @@ class CraftRegularizer(Regularizer):
         if self.mode == "prompts":
             t = out.text_features
             rows = t[torch.arange(len(labels), device=labels.device), labels] if t.dim() == 3 else t[labels]
-            return normalize_rows(rows.float())
+            return normalize_rows(full(rows))
         classes, inverse = torch.unique(labels, return_inverse=True)
         sentences = [self.template.format(self.classnames[int(k)]) for k in classes.tolist()]
         # one pass per distinct sentence: equal sentences have equal features (the code encodes B sentences)
-        return normalize_rows(out.model.encode_sentences(sentences).float())[inverse]
+        return normalize_rows(full(out.model.encode_sentences(sentences)))[inverse]
 
     def forward(self, out: StepOutput) -> dict[str, torch.Tensor]:
         with torch.autocast(out.image_features.device.type, enabled=False):
             return self._terms(out)
 
     def _terms(self, out: StepOutput) -> dict[str, torch.Tensor]:
-        scale = out.logit_scale.float()
+        scale = full(out.logit_scale)
         labels = out.labels
         terms: dict[str, torch.Tensor] = {}
         if self.weights["xeimage"] > 0 or self.weights["contrastive"] > 0:
             s = self._sentence_features(out)
             if self.weights["xeimage"] > 0:
-                z = relative_representation(s, self.anchors, scale=scale)
+                z = relative_representation(s, self.anchors.to(s.dtype), scale=scale)
                 if self.anchors_per_class > 1:  # a class's probability: the sum over its anchors
                     z = z.view(len(z), -1, self.anchors_per_class).logsumexp(-1)
                 terms["xeimage"] = F.cross_entropy(z, labels)
             if self.weights["contrastive"] > 0:
-                z = relative_representation(out.image_features.float(), s, scale=scale)
+                z = relative_representation(full(out.image_features), s, scale=scale)
                 terms["contrastive"] = F.cross_entropy(z, torch.arange(len(z), device=z.device))
         if self.weights["mmd"] > 0:
             target = out.target_features
             if target is None:
                 raise RuntimeError("craft's MMD term got no target batch (data.ood_target is not set)")
-            target = normalize_rows(target.float())
+            target = normalize_rows(full(target))
             text = out.text_features
             if text.dim() == 3:  # CoCoOp: the target images' own conditional prompts
                 text = out.model.encode_text(target)
-            source = out.logits.float()
-            shifted = out.model.compute_logits(target, text.float()).float()
+            source = full(out.logits)
+            shifted = full(out.model.compute_logits(target, full(text)))
             terms["mmd"] = mmd2(
                 source,
                 shifted,

@@ -67,6 +67,7 @@ from ._shared import (
     class_means,
     expected_classes_and_dim,
     frozen_training_features,
+    full,
     image_tower_trains,
     load_matrix,
 )
@@ -235,7 +236,7 @@ class NPTRegularizer(Regularizer):
         return {"text": self.text_weight, "image": self.image_weight}.get(term, 1.0)
 
     def _text_rows(self, text: torch.Tensor) -> torch.Tensor:
-        t = text.float()
+        t = full(text)
         if t.dim() == 3:  # CoCoOp: one set of class features per image
             t = t.mean(0)
         t = normalize_rows(t)
@@ -251,7 +252,7 @@ class NPTRegularizer(Regularizer):
 
     def _terms(self, out: StepOutput) -> dict[str, torch.Tensor]:
         t = self._text_rows(out.text_features)
-        x = normalize_rows(out.image_features.float())
+        x = normalize_rows(full(out.image_features))
         labels = out.labels
         memory = self.memory.to(x.dtype)
         present, batch_means = batch_class_means(x, labels, self.num_classes)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ncprobe.core.geometry import normalize_rows
 from ncprobe.models.features import text_features
 
-from ._shared import TRAINABLE_METHODS, check_weight, image_tower_trains
+from ._shared import TRAINABLE_METHODS, check_weight, full, image_tower_trains
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
 __all__ = ["PromptSRCRegularizer", "gpa_weights"]
@@ -147,21 +147,21 @@ class PromptSRCRegularizer(Regularizer):
         if self.frozen_images or out.images is None:  # the image tower is frozen and unprompted: x̂ is x̂_zs
             return x.detach()
         with torch.no_grad():
-            return normalize_rows(out.model.clip.encode_image(out.images).float())
+            return normalize_rows(full(out.model.clip.encode_image(out.images)))
 
     def _terms(self, out: StepOutput) -> dict[str, torch.Tensor]:
-        zs_text = self.zs_text
+        zs_text = self.zs_text.to(full(out.image_features).dtype)
         terms: dict[str, torch.Tensor] = {}
         if self.weights["text"] > 0:
-            t = normalize_rows(out.text_features.float())
+            t = normalize_rows(full(out.text_features))
             terms["text"] = F.l1_loss(t, zs_text.expand_as(t))
-        x = normalize_rows(out.image_features.float())
+        x = normalize_rows(full(out.image_features))
         x_zs = self._frozen_image_features(out, x)
         if self.weights["image"] > 0:
             terms["image"] = F.l1_loss(x, x_zs)
         if self.weights["kl"] > 0:
-            logits = out.logits.float()
-            zs_logits = out.logit_scale.float() * x_zs @ zs_text.T
+            logits = full(out.logits)
+            zs_logits = full(out.logit_scale) * x_zs @ zs_text.T
             kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(zs_logits, 1), reduction="sum", log_target=True)
             terms["kl"] = kl / logits.numel()
         return terms
