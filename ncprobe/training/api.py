@@ -144,6 +144,13 @@ def validate_config(cfg: TrainConfig) -> None:
         )
     if cfg.track.every < 1:
         raise ValueError(f"track.every must be >= 1, got {cfg.track.every}")
+    names = [reg.name for reg in cfg.regularizers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"regularizers {twice} appear more than once; give each name once (its terms are recorded as "
+            "loss_<name>_<term> and its facts under its name in result.json)"
+        )
     for reg in cfg.regularizers:
         if reg.name not in REGULARIZERS:
             raise ValueError(f"unknown regularizer {reg.name!r}; valid regularizers: {', '.join(sorted(REGULARIZERS))}")
