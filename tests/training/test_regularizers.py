@@ -395,6 +395,12 @@ def test_bad_regularizer_input_fails_before_any_work(regularizer, change, match)
         validate_config(cfg)
 
 
+def test_a_regularizer_given_twice_is_refused():
+    cfg = get_preset("testbed-coop-npt-b2n").replace(regularizers=[{"name": "npt"}, {"name": "npt"}])
+    with pytest.raises(ValueError, match=r"regularizers \['npt'\] appear more than once"):
+        validate_config(cfg)
+
+
 def test_registry_lists_every_term():
     assert {"npt", "craft", "promptsrc", "kgcoop"} <= set(REGULARIZERS)
     with pytest.raises(ValueError, match="valid regularizers: craft, kgcoop, npt, promptsrc"):
