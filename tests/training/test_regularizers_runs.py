@@ -160,3 +160,15 @@ def test_every_term_from_the_cli(tmp_path, capsys):
     argv = ["train", "--preset", "testbed-coop-b2n", *common, "--regularizer", "craft,mmd_weight=1"]
     assert main(argv) == 2
     assert "needs an unlabelled target set: set data.ood_target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "preset", ["testbed-coop-npt-imbalanced", "testbed-maple-craft-ood", "testbed-ivlp-promptsrc-b2n"]
+)
+def test_the_other_regularizer_presets_run(preset):
+    cfg = fast(preset, **{"optim.epochs": 1, "optim.max_steps": 1, "track.max_per_class": 5, "data.num_shots": 2})
+    run = train(cfg).runs[0]
+    terms = [k for k in run.history.data_vars if k.startswith("loss_") and k.count("_") >= 2 and k != "loss_ce"]
+    assert terms and all(np.isfinite(run.history[k].isel(epoch=-1)) for k in terms), terms
+    if preset.endswith("ood"):
+        assert "loss_craft_mmd" in terms and "testbed-shifted" in run.history["eval_set"].values
