@@ -382,6 +382,7 @@ def test_gaussian_prompt_aggregation_is_the_normalised_gaussian_mean_of_the_epoc
         ({"name": "craft", "options": {"mmd_weight": 1.0}}, {}, "needs an unlabelled target set"),
         ({"name": "craft", "options": {"sentences": "template"}}, {}, "no trainable part under method 'coop'"),
         ({"name": "craft", "options": {"anchors_per_class": 5}}, {}, "exceeds the 4 images per class"),
+        ({"name": "craft", "options": {"anchors_per_class": 2}}, {"data.imbalance_ratio": 4.0}, "exceeds the 1 images"),
         ({"name": "craft", "options": {"anchor_classes": "novel"}}, {}, "anchor_classes must be one of"),
         ({"name": "craft", "options": {"mmd_bandwidths": [1, -2]}}, {}, "positive numbers"),
         ({"name": "promptsrc", "options": {"templates": ["no placeholder"]}}, {}, "one '{}' each"),

@@ -36,6 +36,7 @@ of a 5-epoch run). ``anchor_classes="all"`` and ``anchor_shots=200`` reproduce t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -149,10 +150,12 @@ class CraftRegularizer(Regularizer):
                 "sentences='prompts' (or 'auto')"
             )
         shots = self.anchor_shots or config.data.num_shots
+        if self.anchor_shots is None and config.data.imbalance_ratio > 1:  # the tail classes have the fewest
+            shots = max(1, math.floor(config.data.num_shots / config.data.imbalance_ratio + 1e-9))
         if self.weights["xeimage"] > 0 and self.anchors_per_class > shots:
             raise ValueError(
                 f"anchors_per_class={self.anchors_per_class} exceeds the {shots} images per class the anchors "
-                "are computed from"
+                "are computed from (the smallest class)"
             )
 
     def setup(self, ctx: SetupContext) -> None:
