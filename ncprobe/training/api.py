@@ -144,21 +144,28 @@ def validate_config(cfg: TrainConfig) -> None:
         )
     if cfg.track.every < 1:
         raise ValueError(f"track.every must be >= 1, got {cfg.track.every}")
+    names = [reg.name for reg in cfg.regularizers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"regularizers {twice} appear more than once; give each name once (its terms are recorded as "
+            "loss_<name>_<term> and its facts under its name in result.json)"
+        )
     for reg in cfg.regularizers:
         if reg.name not in REGULARIZERS:
             raise ValueError(f"unknown regularizer {reg.name!r}; valid regularizers: {', '.join(sorted(REGULARIZERS))}")
         if not reg.weight >= 0:
             raise ValueError(f"regularizer {reg.name!r}: weight must be >= 0, got {reg.weight}")
-        cls = REGULARIZERS[reg.name]
-        if "target" in cls.needs and not cfg.data.ood_target:
+        term = build_regularizer(reg.name, reg.options)  # option errors now, before any work
+        if "target" in term.needs and not cfg.data.ood_target:
             raise ValueError(
                 f"regularizer {reg.name!r} needs an unlabelled target set: set data.ood_target (e.g. testbed-shifted)"
             )
-        if cls.methods is not None and cfg.method.name not in cls.methods:
+        if term.methods is not None and cfg.method.name not in term.methods:
             raise ValueError(
-                f"regularizer {reg.name!r} applies to methods {sorted(cls.methods)}, not {cfg.method.name!r}"
+                f"regularizer {reg.name!r} applies to methods {sorted(term.methods)}, not {cfg.method.name!r}"
             )
-        build_regularizer(reg.name, reg.options)  # option errors now, before any work
+        term.check(cfg)
 
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:

@@ -206,6 +206,8 @@ class Engine:
                     model=model,
                     classnames=self.task.train_classnames,
                     target_features=self._target_batch(len(local), epoch, self.step),
+                    indices=local,
+                    images=images,
                     epoch=epoch,
                     step=self.step,
                 )
@@ -213,7 +215,7 @@ class Engine:
                 for name, weight, reg in p.regularizers:
                     for term, value in reg(out).items():
                         terms[f"loss_{name}_{term}"] = value.float()
-                        total = total + weight * value.float()
+                        total = total + weight * reg.term_weight(term) * value.float()
             if not bool(torch.isfinite(total)):
                 raise TrainingDivergedError(
                     f"the loss became {float(total)} at epoch {epoch}, step {self.step} (terms: "

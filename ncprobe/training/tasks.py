@@ -39,7 +39,7 @@ from ncprobe.data import (
 
 from .config import DataConfig
 
-__all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec"]
+__all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec", "draw_subsample"]
 
 
 @dataclass
@@ -78,6 +78,13 @@ class Task:
     train_class_texts: list[list[str]] | None = None
     ood: Dataset | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``draw_train(num_shots, classes)`` → ``(images, labels)``: the source's training split drawn again with
+    #: ``num_shots`` images per class (``None``: the run's own) over the run's training classes (``"train"``)
+    #: or every class of the dataset (``"all"``: labels are the global class index, base classes first), with
+    #: the run's seed and the evaluation transform and without an imbalance profile. For terms that need more
+    #: than the run's few-shot set, e.g. Craft's original static anchors (up to 200 images per class, novel
+    #: classes included); ``None`` when the task cannot provide it.
+    draw_train: Callable[[int | None, str], tuple[Dataset, torch.Tensor]] | None = None
 
     @property
     def train_counts(self) -> np.ndarray:
@@ -175,6 +182,13 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
                     part.template,
                 )
             )
+
+    def draw_train(num_shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
+        sub = draw_subsample(train_sub, classes)
+        shots = cfg.num_shots if num_shots is None else int(num_shots)
+        part = load_dataset(name, cfg.root, num_shots=shots, seed=seed, subsample=sub)
+        return _image_dataset(part.train, test_tf), _labels(part.train)
+
     ood = None
     if cfg.ood_target:
         target = load_dataset(cfg.ood_target, cfg.root, num_shots=0, subsample="all")
@@ -196,7 +210,15 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
         class_split=split,
         selection=ds.to_manifest(),
         ood=ood,
+        draw_train=draw_train,
     )
+
+
+def draw_subsample(train_subsample: str, classes: str) -> str:
+    """The subsample of :attr:`Task.draw_train`'s ``classes`` (``"train"`` or ``"all"``)."""
+    if classes not in ("train", "all"):
+        raise ValueError(f"classes must be 'train' or 'all', got {classes!r}")
+    return train_subsample if classes == "train" else "all"
 
 
 def apply_transform_dataset(

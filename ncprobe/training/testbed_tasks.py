@@ -32,7 +32,7 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .tasks import EvalSet, Task, imbalance_spec, protocol_subsamples
+from .tasks import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
 
 __all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
@@ -138,6 +138,12 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
             eval_sets.append(_target(target, names, offset=len(classnames)))
             classnames += eval_sets[-1].classnames
             split += [target] * eval_sets[-1].num_classes
+
+    def draw_train(num_shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
+        shots = cfg.num_shots if num_shots is None else int(num_shots)
+        part = prepare_dataset(raw, subsample=draw_subsample(train_sub, classes), **{**common, "num_shots": shots})
+        return _Images(part.train, images), _labels(part.train)
+
     ood = None
     if cfg.ood_target:
         if cfg.ood_target != "testbed-shifted":
@@ -161,6 +167,7 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         class_split=split,
         selection=ds.to_manifest(),
         ood=ood,
+        draw_train=draw_train,
     )
 
 

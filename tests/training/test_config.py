@@ -80,7 +80,10 @@ def test_dassl_warmup_cosine_schedule():
         ({"data.protocol": "nope"}, "unknown protocol"),
         ({"data.num_shots": 0}, "num_shots must be at least 1"),
         ({"data.imbalance_ratio": 0.5}, "imbalance_ratio must be >= 1"),
-        ({"regularizers": [{"name": "nope"}]}, "unknown regularizer 'nope'; valid regularizers: kgcoop"),
+        (
+            {"regularizers": [{"name": "nope"}]},
+            "unknown regularizer 'nope'; valid regularizers: craft, kgcoop, npt, promptsrc",
+        ),
         ({"regularizers": [{"name": "kgcoop", "weight": -1.0}]}, "weight must be >= 0"),
         ({"regularizers": [{"name": "kgcoop", "options": {"bogus": 1}}]}, "bad options for regularizer 'kgcoop'"),
     ],

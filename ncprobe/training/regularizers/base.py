@@ -11,7 +11,16 @@ and be checkpointed through ``state_dict``) with
   cross-entropy, and records every term per epoch as ``loss_<name>_<term>`` (unweighted);
 * :meth:`Regularizer.on_epoch_end` / :meth:`Regularizer.on_train_end` — hooks after each epoch and after the
   last one (PromptSRC's prompt aggregation replaces the prompts at the end);
-* :meth:`Regularizer.info` — a JSON-ready dict for the run's ``result.json`` (e.g. "a near-ETF was used").
+* :meth:`Regularizer.info` — a JSON-ready dict for the run's ``result.json`` (e.g. "a near-ETF was used");
+* :meth:`Regularizer.term_weight` — the weight of one of its terms inside the regularizer (default 1; e.g.
+  PromptSRC's 25/10/1). The engine adds ``weight · term_weight(term) · value`` to the loss and still records
+  the unweighted value, so the history shows the loss itself;
+* :meth:`Regularizer.check` — config-level checks before any work (``ncprobe.training.validate_config``):
+  options that contradict the method, the data or each other (a fixed ETF of the wrong shape, an MMD term
+  without a target set).
+
+``needs`` and ``methods`` are class attributes an instance may narrow from its options (Craft needs a target
+set only when its MMD term is on); the config checks read them from the instance.
 
 Register a class with :func:`register_regularizer`; :data:`REGULARIZERS` maps names to classes and an
 unknown name lists the valid ones (:func:`build_regularizer`).
@@ -134,6 +143,14 @@ class Regularizer(nn.Module):
     def info(self) -> dict:
         """JSON-ready facts about this term for ``result.json``."""
         return {}
+
+    def term_weight(self, term: str) -> float:
+        """Weight of ``term`` inside this regularizer (the engine multiplies it with the regularizer's weight)."""
+        return 1.0
+
+    def check(self, config: Any) -> None:
+        """Raise ``ValueError`` when the options do not fit ``config`` (a ``TrainConfig``); called before any
+        model or data is loaded. Default: nothing to check."""
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
