@@ -334,6 +334,10 @@ def _run_seed(
         eval_sets=[e.name for e in task.eval_sets],
         attrs=attrs,
     )
+    for name, weight, reg in regs:  # each loss term records its effective weight in the total loss
+        for var in history.data_vars:
+            if var.startswith(f"loss_{name}_"):
+                history[var].attrs["weight"] = weight * reg.term_weight(var.removeprefix(f"loss_{name}_"))
     result = _final(records, attrs, regs, time.perf_counter() - started)
     if run_dir is not None and info.is_main:
         save_dataset(history, run_dir / "history.nc")

@@ -176,4 +176,4 @@ def test_every_protocol_and_method_runs(preset):
     if preset.endswith("xd"):
         assert "sklearn-digits" in h["eval_set"].values
     if preset.endswith("kgcoop-b2n"):
-        assert "loss_kgcoop_distance" in h
+        assert "loss_kgcoop_distance" in h and h["loss_kgcoop_distance"].attrs["weight"] == 8.0
