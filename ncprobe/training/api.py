@@ -137,6 +137,11 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"optim.lr must be >= 0, got {cfg.optim.lr}")
     if cfg.model.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"model.precision must be fp32, bf16 or fp16, got {cfg.model.precision!r}")
+    if cfg.data.class_text != "names" and cfg.data.dataset != "testbed":
+        raise ValueError(
+            "data.class_text='descriptions' is the embedded testbed's protocol; the CoOp datasets use "
+            "their class names in the dataset template"
+        )
     if cfg.method.class_specific and cfg.data.protocol != "few_shot":
         raise ValueError(
             f"method.class_specific contexts cannot transfer to other classes: the {cfg.data.protocol} "
@@ -267,7 +272,15 @@ def _run_seed(
         _prepare_folder(run_dir, one, digest, cfg.resume)
     spec = get_method(cfg.method.name)
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=seed, image_size=_image_size(bundle))
-    model = build_model(spec, cfg.method, bundle, task.train_classnames, templates=task.templates, seed=seed)
+    model = build_model(
+        spec,
+        cfg.method,
+        bundle,
+        task.train_classnames,
+        templates=task.templates,
+        seed=seed,
+        class_texts=task.train_class_texts,
+    )
     model.to(device)
     regs = [(r.name, float(r.weight), build_regularizer(r.name, r.options)) for r in cfg.regularizers]
     use_bank = spec.frozen_image_features and cfg.feature_bank != "off"
@@ -421,7 +434,15 @@ def evaluate(run_dir: str | Path, *, checkpoint: str | Path | None = None) -> di
     spec = get_method(cfg.method.name)
     seed = int(cfg.seeds[0])
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=seed, image_size=_image_size(bundle))
-    model = build_model(spec, cfg.method, bundle, task.train_classnames, templates=task.templates, seed=seed)
+    model = build_model(
+        spec,
+        cfg.method,
+        bundle,
+        task.train_classnames,
+        templates=task.templates,
+        seed=seed,
+        class_texts=task.train_class_texts,
+    )
     model.to(device)
     if state["learner"] is not None:
         model.prompt_learner.load_state_dict(state["learner"])

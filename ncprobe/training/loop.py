@@ -252,7 +252,8 @@ class Engine:
         if list(es.classnames) == list(self.task.train_classnames):
             return self.model
         if es.name not in self.eval_models:
-            self.eval_models[es.name] = self.model.with_classnames(es.classnames)
+            names = es.class_texts if es.class_texts is not None else es.classnames
+            self.eval_models[es.name] = self.model.with_classnames(names)
         other = self.eval_models[es.name]
         if self.model.prompt_learner is not None:
             other.prompt_learner.load_context(self.model.prompt_learner.state_dict())

@@ -170,9 +170,20 @@ def build_model(
     *,
     templates: str | Sequence[str],
     seed: int,
+    class_texts: Sequence[Sequence[str]] | None = None,
 ) -> nn.Module:
     """The method's model over ``classnames``: a :class:`PromptedCLIP` (learner initialised with a generator
-    seeded by ``seed``) or, for ``zeroshot``, a :class:`ZeroShotCLIP` with ``templates``."""
+    seeded by ``seed``) or, for ``zeroshot``, a :class:`ZeroShotCLIP` with ``templates``. With ``class_texts``
+    (several sentences per class) the class text is the mean over each class's sentences
+    (:mod:`.class_text`)."""
+    from .class_text import ClassTextEnsemble, SentenceZeroShot, flatten_sentences
+
+    if class_texts is not None:
+        if spec.learner is None:
+            return SentenceZeroShot(bundle, class_texts)
+        sentences, _ = flatten_sentences(class_texts, for_prompts=True)
+        inner = build_model(spec, cfg, bundle, sentences, templates=templates, seed=seed)
+        return ClassTextEnsemble(inner, class_texts)
     if spec.learner is None:
         return ZeroShotCLIP(bundle, classnames, templates)
     generator = torch.Generator().manual_seed(int(seed))

@@ -153,7 +153,7 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         rng = np.random.default_rng(seed + 7919)
         pick = sorted(rng.choice(len(pool), size=len(ds.train), replace=False).tolist())
         ood = _Images([pool[i] for i in pick], shifted, aug)
-    return Task(
+    task = Task(
         dataset="testbed",
         protocol=protocol,
         train=_Images(ds.train, images),
@@ -169,6 +169,20 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         ood=ood,
         draw_train=draw_train,
     )
+    if cfg.class_text == "descriptions":
+        _attach_descriptions(task, train_b)
+    return task
+
+
+def _attach_descriptions(task: Task, bench: EmbeddedBenchmark) -> None:
+    """Give the task and each evaluation set the benchmark's class descriptions (the description protocol)."""
+    describe = getattr(bench, "class_texts", None)
+    if describe is None:
+        raise ValueError("this embedded benchmark has no class descriptions; use data.class_text='names'")
+    by_name = dict(zip(bench.classnames, describe("descriptions")))
+    task.train_class_texts = [by_name[n] for n in task.train_classnames]
+    for es in task.eval_sets:
+        es.class_texts = [by_name[n] for n in es.classnames]
 
 
 def _target(name: str, classnames: list[str], *, offset: int) -> EvalSet:

@@ -163,6 +163,12 @@ class CraftRegularizer(Regularizer):
         self.classnames = list(task.train_classnames)
         templates = task.templates
         self.template = templates if isinstance(templates, str) else list(templates)[0]
+        # the hand-written sentence of each class: its first description under the testbed's description
+        # protocol, the dataset template filled with its name otherwise (Craft's dataset.template)
+        texts = getattr(task, "train_class_texts", None)
+        self.class_sentences = (
+            [t[0] for t in texts] if texts is not None else [self.template.format(n) for n in self.classnames]
+        )
         learner = getattr(ctx.model, "prompt_learner", None)
         deep = learner is not None and len(learner.deep_text_prompts()) > 0
         mode = self.sentences if self.sentences != "auto" else ("template" if deep else "prompts")
@@ -225,7 +231,7 @@ class CraftRegularizer(Regularizer):
             rows = t[torch.arange(len(labels), device=labels.device), labels] if t.dim() == 3 else t[labels]
             return normalize_rows(full(rows))
         classes, inverse = torch.unique(labels, return_inverse=True)
-        sentences = [self.template.format(self.classnames[int(k)]) for k in classes.tolist()]
+        sentences = [self.class_sentences[int(k)] for k in classes.tolist()]
         # one pass per distinct sentence: equal sentences have equal features (the code encodes B sentences)
         return normalize_rows(full(out.model.encode_sentences(sentences)))[inverse]
 

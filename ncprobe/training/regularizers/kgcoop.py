@@ -1,7 +1,8 @@
 """KgCoOp (Yao, Zhang & Xu, CVPR 2023): keep the learned class text features near the hand-written ones.
 
 Source: ``htyao89/KgCoOp/trainers/kgcoop.py``. With t_k the normalised text feature of the learned prompt and
-t_k^clip that of the frozen hand-written prompt (the dataset template filled with the class name),
+t_k^clip that of the frozen hand-written prompt (the dataset template filled with the class name; under the
+testbed's description protocol the mean of the class's descriptions),
 
     L_kg = 1 − (1/C) Σ_k cos(t_k, t_k^clip),
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from ncprobe.core.geometry import paired_cosines
-from ncprobe.models.features import text_features
 
+from ..class_text import handwritten_class_features
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
 __all__ = ["KgCoOpRegularizer"]
@@ -33,9 +34,7 @@ class KgCoOpRegularizer(Regularizer):
 
     def setup(self, ctx: SetupContext) -> None:
         model = ctx.model
-        feats = text_features(
-            model.bundle, ctx.task.train_classnames, ctx.task.templates, normalize=True, device=ctx.device
-        )
+        feats = handwritten_class_features(ctx.task, model.bundle, device=ctx.device)
         self.clip_text = feats.to(ctx.device)
 
     def forward(self, out: StepOutput) -> dict[str, torch.Tensor]:

@@ -58,8 +58,8 @@ from ncprobe.core.geometry import (
     paired_cosines,
     simplex_etf,
 )
-from ncprobe.models.features import text_features
 
+from ..class_text import handwritten_class_features
 from ._shared import (
     TRAINABLE_METHODS,
     batch_class_means,
@@ -197,7 +197,7 @@ class NPTRegularizer(Regularizer):
         task, device = ctx.task, ctx.device
         names = list(task.train_classnames)
         c = len(names)
-        zero_shot = text_features(ctx.model.bundle, names, task.templates, normalize=True, device=device)
+        zero_shot = handwritten_class_features(task, ctx.model.bundle, device=device)
         d = zero_shot.shape[1]
         self.num_classes, self.dim = c, d
         feats, labels = frozen_training_features(ctx)
