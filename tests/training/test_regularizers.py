@@ -148,7 +148,7 @@ def test_npt_near_etf_when_classes_exceed_dimension_plus_one(monkeypatch):
     import ncprobe.training.regularizers.npt as npt
 
     c, d = 7, 3
-    monkeypatch.setattr(npt, "text_features", lambda *a, **k: torch.randn(c, d, dtype=torch.float64))
+    monkeypatch.setattr(npt, "handwritten_class_features", lambda *a, **k: torch.randn(c, d, dtype=torch.float64))
     labels = torch.arange(c).repeat(2)
     ctx = SimpleNamespace(
         model=SimpleNamespace(bundle=None),
@@ -235,6 +235,7 @@ def test_craft_template_sentences_go_through_the_models_sentence_encoder(batch):
 
     reg = _craft(xeimage_weight=0.0)
     reg.mode = "template"
+    reg.class_sentences = [f"a photo of a class {k}." for k in range(C)]
     terms = reg(_out(batch, model=SimpleNamespace(encode_sentences=encode_sentences)))
     sent = _rows(np.stack([vectors[f"a photo of a class {y}."] for y in batch.labels]))
     assert float(terms["contrastive"]) == pytest.approx(_ce(10.0 * batch.image @ sent.T, np.arange(B)), rel=1e-10)
