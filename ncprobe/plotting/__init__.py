@@ -12,14 +12,15 @@ collapse come from the metric catalog (:mod:`ncprobe.core.catalog`).
 * :func:`layers_figure` (with :func:`stack_layers`) — collapse across layers, base vs novel;
 * :func:`correlation_figure` (with :func:`runs_table`, :func:`correlation_table`) — an NC metric against
   accuracy across runs, Pearson/Spearman with bootstrap intervals (:mod:`ncprobe.plotting.stats`);
-* :func:`save_figure` / :func:`save_figures` — HTML (offline), PNG/SVG/PDF through kaleido + Chromium.
+* :func:`save_figure` / :func:`save_figures` — HTML (offline), PNG/SVG/PDF through kaleido + Chromium;
+  :func:`notebook_renderer` — interactive in Jupyter plus a PNG that code hosts display.
 
 See ``docs/gallery.md`` for one picture of each.
 """
 
 from ._common import report_dataset
 from .correlation import correlation_figure, correlation_table, runs_table
-from .export import ExportError, browser_path, save_figure, save_figures
+from .export import ExportError, browser_path, notebook_renderer, save_figure, save_figures
 from .geometry import geometry_figure
 from .gram import gram_figure
 from .groups import group_bars_figure
@@ -38,6 +39,7 @@ __all__ = [
     "group_bars_figure",
     "history_runs",
     "layers_figure",
+    "notebook_renderer",
     "report_dataset",
     "runs_table",
     "save_figure",

@@ -19,10 +19,11 @@ from typing import Mapping
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io._base_renderers import PngRenderer
 
 from ncprobe._io import atomic_path
 
-__all__ = ["ExportError", "IMAGE_FORMATS", "browser_path", "save_figure", "save_figures"]
+__all__ = ["ExportError", "IMAGE_FORMATS", "browser_path", "notebook_renderer", "save_figure", "save_figures"]
 
 IMAGE_FORMATS = ("png", "svg", "pdf", "jpeg", "jpg", "webp")
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -46,6 +47,55 @@ def browser_path() -> str | None:
         if found:
             return found
     return None
+
+
+def notebook_renderer(*, static: bool = True) -> str:
+    """Make figures display interactively in Jupyter and, when possible, as a PNG that code hosts show too.
+
+    Sets ``plotly.io.renderers.default`` to ``"plotly_mimetype+ncprobe_png"`` when ``static`` is true and kaleido
+    and Chrome/Chromium are both available, and to ``"plotly_mimetype"`` otherwise. Jupyter draws the
+    interactive figure from the plotly mimetype; GitHub and nbviewer show the PNG of a committed notebook.
+    ``ncprobe_png`` is plotly's PNG renderer, retried once and skipped when kaleido fails, so a browser hiccup
+    never fails the cell. The notebooks call this once, so they run the same with or without a browser.
+
+    Returns
+    -------
+    str
+        The renderer now in use.
+
+    Example
+    -------
+    >>> notebook_renderer(static=False)
+    'plotly_mimetype'
+    """
+    renderer = "plotly_mimetype"
+    if static:
+        with contextlib.suppress(ExportError):
+            _prepare_kaleido()
+            pio.renderers[_STATIC_RENDERER] = _FallbackPngRenderer()
+            renderer = f"plotly_mimetype+{_STATIC_RENDERER}"
+    pio.renderers.default = renderer
+    return renderer
+
+
+_STATIC_RENDERER = "ncprobe_png"
+
+
+class _FallbackPngRenderer(PngRenderer):
+    """Plotly's PNG renderer, tried twice, and left out (the interactive figure still shows) if kaleido fails.
+
+    Kaleido drives a headless browser per image; on a loaded machine a page can fail to initialise
+    (``kaleido_scopes is not defined``). A static copy is a convenience for code hosts, so its failure must not
+    fail the notebook cell that drew the figure.
+    """
+
+    def to_mimebundle(self, fig_dict):
+        for _ in range(2):
+            try:
+                return super().to_mimebundle(fig_dict)
+            except Exception:  # noqa: BLE001 - kaleido raises browser, timeout and JavaScript errors alike
+                continue
+        return {}
 
 
 def _format(path: Path) -> str:

@@ -119,3 +119,39 @@ def test_png_and_svg_through_kaleido(report, tmp_path):
     text = svg.read_text()
     assert text.startswith("<svg") and 'class="main-svg"' in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gram.png", "gram.svg"]
+
+
+def test_notebook_renderer_adds_a_png_only_where_kaleido_can_draw(report, tmp_path, monkeypatch):
+    import plotly.io as pio
+
+    from ncprobe.plotting import notebook_renderer
+
+    before = pio.renderers.default
+    try:
+        monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-chrome"))
+        assert notebook_renderer() == "plotly_mimetype" == pio.renderers.default
+        assert notebook_renderer(static=False) == "plotly_mimetype"
+        if CHROMIUM is not None and HAVE_KALEIDO:
+            monkeypatch.setenv("BROWSER_PATH", CHROMIUM)
+            assert notebook_renderer() == "plotly_mimetype+ncprobe_png"
+            bundle = pio.renderers["ncprobe_png"].to_mimebundle(gram_figure(report).to_dict())
+            assert bundle["image/png"]  # a real picture, drawn by kaleido
+    finally:
+        pio.renderers.default = before
+
+
+def test_a_failing_static_image_leaves_the_interactive_figure(monkeypatch):
+    import plotly.io as pio
+
+    from ncprobe.plotting import export
+
+    calls = []
+
+    def broken(self, fig_dict):
+        calls.append(1)
+        raise RuntimeError("kaleido_scopes is not defined")
+
+    monkeypatch.setattr(export.PngRenderer, "to_mimebundle", broken)
+    assert export._FallbackPngRenderer().to_mimebundle({"data": [], "layout": {}}) == {}
+    assert len(calls) == 2  # retried once
+    assert "plotly_mimetype" in pio.renderers  # what the notebook still shows
