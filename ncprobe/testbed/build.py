@@ -26,6 +26,8 @@ from ncprobe._io import atomic_path, cache_dir, stable_hash
 from ncprobe.models.bundle import CLIPBundle
 from ncprobe.testbed.benchmark import (
     BENCHMARK_NAME,
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
     SPLIT_SEED,
     TEMPLATE,
     TEST_PER_CLASS,
@@ -49,7 +51,8 @@ __all__ = [
 
 TESTBED_NAME = "ncprobe-testbed"
 #: Bumped whenever the training code changes what a given configuration produces.
-FORMAT_VERSION = 1
+#: 2: benchmark v2 (descriptions), caption pools, the synthetic compositional set, context length 64.
+FORMAT_VERSION = 2
 _WEIGHTS = "visual.safetensors"
 _META = "metadata.json"
 
@@ -72,8 +75,9 @@ def resolve_config(
 def testbed_key(config: TestbedConfig) -> str:
     """Cache key of a configuration.
 
-    It covers the settings, the benchmark definition (sources found, classes and their order,
-    template, split sizes and seed), the text tower's package version and :data:`FORMAT_VERSION`.
+    It covers the settings (synthetic set included), the benchmark definition (its name and version,
+    sources found, classes with their descriptions and order, protocols, template, split sizes and
+    seed), the text tower's package version and :data:`FORMAT_VERSION`.
     """
     return stable_hash(
         {
@@ -82,6 +86,7 @@ def testbed_key(config: TestbedConfig) -> str:
             "sources": available_sources(fallback=config.fallback),
             "classes": [dataclasses.asdict(c) for c in benchmark_classes(fallback=config.fallback)],
             "template": TEMPLATE,
+            "protocols": list(PROTOCOLS),
             "splits": {
                 "seed": SPLIT_SEED,
                 "train_per_class": TRAIN_PER_CLASS,
@@ -123,6 +128,7 @@ def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder:
             "testbed_key": meta["key"],
             "weights_sha256": meta["weights_sha256"][:16],
             "benchmark": BENCHMARK_NAME,
+            "protocol": DEFAULT_PROTOCOL,
             "zero_shot": meta["zero_shot"],
         },
     )
@@ -131,7 +137,7 @@ def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder:
 def _train_and_save(
     config: TestbedConfig, folder: Path, device: torch.device, num_threads: int | None, progress: bool
 ) -> tuple[open_clip.CustomTextCLIP, dict]:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model = build_model(config.arch, seed=config.seed).to(device)
     tokenizer = build_tokenizer(config.arch)
     stats = train_image_tower(model, tokenizer, config, device=device, num_threads=num_threads, progress=progress)
@@ -157,9 +163,12 @@ def _train_and_save(
         "base_labels": base,
         "novel_labels": novel,
         "template": TEMPLATE,
+        "protocol": DEFAULT_PROTOCOL,
+        "descriptions": [list(c.descriptions) for c in classes],
         "zero_shot": zero_shot,
         "training": stats,
         "build_seconds": round(time.perf_counter() - start, 2),
+        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
         "device": str(device),
         "weights_sha256": _file_sha256(weights),
         "versions": {
@@ -208,8 +217,8 @@ def build_testbed(
     Parameters
     ----------
     config:
-        ``"default"`` (the README/quickstart model; about 2 minutes on 2 CPU cores, measured 116–136 s;
-        expected to take seconds on a GPU, not measured), ``"fast"`` (what the tests use: about 5 s),
+        ``"default"`` (the README/quickstart model; a few minutes on 2 CPU cores, see the data card;
+        expected to take seconds on a GPU, not measured), ``"fast"`` (what the tests use: seconds),
         or a :class:`TestbedConfig`.
     seed:
         Overrides ``config.seed`` (initialisation and batch order). Same seed, device and thread
@@ -232,7 +241,8 @@ def build_testbed(
         ``model`` (``open_clip.CustomTextCLIP``, eval mode), ``tokenizer`` (open_clip ``HFTokenizer``
         on the local MiniLM), ``preprocess=None`` (the benchmark yields model-ready tensors),
         ``name="ncprobe-testbed"``, ``pretrained`` = the cached weights file, and ``extra`` with the
-        cache key, the weights' digest and the measured zero-shot accuracies.
+        cache key, the weights' digest, the benchmark's primary protocol and the measured zero-shot
+        accuracies (both protocols).
     """
     cfg = resolve_config(config, seed=seed, fallback=fallback)
     folder = testbed_dir(cfg)

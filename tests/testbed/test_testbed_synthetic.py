@@ -1,0 +1,148 @@
+"""The synthetic compositional set: deterministic drawings whose captions follow the fixed grammar."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import torch
+
+from ncprobe.testbed import synthetic as sy
+from ncprobe.testbed.benchmark import CLASSES
+
+SMALL = sy.SyntheticConfig(n_images=300, n_triples=40, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_set():
+    return sy.make_synthetic_set(SMALL)
+
+
+def _parse(caption: str) -> list[tuple[str, str]]:
+    """Inverse of the grammar: caption → its parts, or an AssertionError."""
+    for prefix in sorted(sy.PREFIXES, key=len, reverse=True):
+        head, _, tail = prefix.partition("{}")
+        if caption.startswith(head) and caption.endswith(tail):
+            body = caption[len(head) : len(caption) - len(tail)]
+            break
+    else:
+        raise AssertionError(f"no prefix fits {caption!r}")
+    first, _, last = body.rpartition(" and ")
+    phrases = (first.split(", ") if first else []) + [last]
+    by_phrase = {v: k for k, v in sy.PART_PHRASES.items()}
+    assert all(p in by_phrase for p in phrases), f"not the grammar's parts: {caption!r}"
+    return [by_phrase[p] for p in phrases]
+
+
+def test_grammar_tables():
+    assert len(sy.PARTS) == 28 == len(set(sy.PART_PHRASES.values()))
+    assert {slot for _, slot in sy.PARTS} == set(sy.SLOT_RANK)
+    for phrase in sy.PART_PHRASES.values():  # the joins stay unambiguous
+        assert " and " not in phrase and ", " not in phrase
+    parts = (sy.PARTS.index(("hbar", "middle")), sy.PARTS.index(("loop", "full")), sy.PARTS.index(("hbar", "top")))
+    assert (
+        sy.caption(parts, 0)
+        == "a drawing of a horizontal bar at the top, one large closed loop and a horizontal bar in the middle"
+    )
+    assert sy.caption(parts[:1], 2) == "a horizontal bar in the middle"
+    with pytest.raises(ValueError):
+        sy.composition_phrase(())
+
+
+def test_compositions_enumerate_singles_pairs_and_sampled_triples():
+    comps = sy.enumerate_compositions(40, seed=3)
+    by_size = {k: [c for c in comps if len(c) == k] for k in (1, 2, 3)}
+    assert len(by_size[1]) == 28 and len(by_size[3]) == 40 and len(set(comps)) == len(comps)
+    # every pair of parts with different slots, and nothing else
+    assert len(by_size[2]) == sum(1 for i in range(28) for j in range(i + 1, 28) if sy.PARTS[i][1] != sy.PARTS[j][1])
+    assert comps == sy.enumerate_compositions(40, seed=3)
+    assert set(by_size[3]) != set(c for c in sy.enumerate_compositions(40, seed=4) if len(c) == 3)
+
+
+def test_every_caption_follows_the_grammar(small_set):
+    captions = small_set.all_captions()
+    assert len(captions) == len(sy.PREFIXES) * len(small_set.compositions)
+    for comp, cap in zip(small_set.compositions * len(sy.PREFIXES), captions):
+        parts = _parse(cap)
+        assert parts == [sy.PARTS[k] for k in comp]
+        slots = [slot for _, slot in parts]
+        assert len(set(slots)) == len(slots)  # one part per slot
+        ranks = [sy.SLOT_RANK[s] for s in slots]
+        assert ranks == sorted(ranks)  # top to bottom
+
+
+def test_no_class_name_in_any_caption():
+    every = sy.enumerate_compositions(10**6, seed=0)  # all valid compositions
+    text = " | ".join(sy.caption(c, p) for c in every for p in range(len(sy.PREFIXES)))
+    for c in CLASSES:
+        assert not re.search(rf"\b{re.escape(c.name)}\b", text), c.name
+    assert "digit" not in text
+
+
+def test_drawing_is_deterministic_and_mnist_like(small_set):
+    again = sy.make_synthetic_set(SMALL)
+    assert torch.equal(small_set.images, again.images)
+    assert torch.equal(small_set.composition_ids, again.composition_ids)
+    other = sy.make_synthetic_set(sy.SyntheticConfig(n_images=300, n_triples=40, seed=4))
+    assert not torch.equal(small_set.images, other.images)
+    images = small_set.images
+    assert images.shape == (300, 28, 28) and images.dtype == torch.uint8
+    assert int(images.max()) == 255 and (images.flatten(1).amax(1) > 0).all()
+    # MNIST's frame: the glyph sits in the central 20×20 box (±1 px of jitter, plus antialiasing)
+    assert int(images[:, :2].max()) == 0 and int(images[:, 26:].max()) == 0
+    assert int(images[:, :, :2].max()) == 0 and int(images[:, :, 26:].max()) == 0
+    ids = small_set.composition_ids
+    assert ids.min() >= 0 and ids.max() < len(small_set.compositions)
+
+
+def test_parts_are_drawn_in_their_slots():
+    def centroid(part: tuple[str, str]) -> torch.Tensor:
+        ims = sy.draw_compositions([(sy.PARTS.index(part),)] * 20, seed=0).float()
+        grid = torch.arange(28.0)
+        mass = ims.sum(dim=(1, 2))
+        y = (ims.sum(2) * grid).sum(1) / mass
+        x = (ims.sum(1) * grid).sum(1) / mass
+        return torch.stack([x, y], 1).mean(0)
+
+    assert centroid(("loop", "top"))[1] < 12 < 16 < centroid(("loop", "bottom"))[1]
+    assert centroid(("hbar", "top"))[1] < centroid(("hbar", "middle"))[1] < centroid(("hbar", "bottom"))[1]
+    assert centroid(("vline", "left"))[0] < 12 < 16 < centroid(("vline", "right"))[0]
+
+
+def _fake_sources() -> dict[str, torch.Tensor]:
+    """A drawn loop and a drawn line stand in for the handwritten base images."""
+    loop = sy.draw_compositions([(sy.PARTS.index(("loop", "full")),)] * 4, seed=0)
+    line = sy.draw_compositions([(sy.PARTS.index(("vline", "full")),)] * 4, seed=1)
+    return {"loop": loop, "line": line}
+
+
+def test_crop_style_is_deterministic_and_needs_sources():
+    cfg = sy.SyntheticConfig(n_images=20, n_crop_images=30, n_triples=10, seed=1)
+    a = sy.make_synthetic_set(cfg, _fake_sources())
+    b = sy.make_synthetic_set(cfg, _fake_sources())
+    assert a.images.shape == (50, 28, 28) and len(a.composition_ids) == 50
+    assert torch.equal(a.images, b.images) and (a.images.flatten(1).amax(1) > 0).all()
+    # the first n_images are the stroke style: identical to a set without crops
+    strokes = sy.make_synthetic_set(dataclasses.replace(cfg, n_crop_images=0))
+    assert torch.equal(strokes.images, a.images[:20])
+    with pytest.raises(ValueError, match="stroke sources"):
+        sy.make_synthetic_set(cfg)
+    with pytest.raises(ValueError, match="contrast"):
+        sy.SyntheticConfig(contrast="nearby")
+
+
+def test_crop_style_keeps_only_the_curves_half():
+    """An open curve is half a loop: "open to the left" keeps the loop's right half."""
+    sources = _fake_sources()
+    right = sy.draw_compositions([(sy.PARTS.index(("curve_l", "full")),)] * 8, 0, sources=sources).float()
+    left = sy.draw_compositions([(sy.PARTS.index(("curve_r", "full")),)] * 8, 0, sources=sources).float()
+    grid = torch.arange(28.0)
+    cx_right = ((right.sum(1) * grid).sum(1) / right.sum((1, 2))).mean()
+    cx_left = ((left.sum(1) * grid).sum(1) / left.sum((1, 2))).mean()
+    assert right.sum() > 0 and left.sum() > 0
+    # both fill their slot, so compare the ink's shape instead: a ")" has its middle rows' ink on the right
+    mid_right = right[:, 10:18].sum(1)  # (8, 28) column profile of the middle rows
+    mid_left = left[:, 10:18].sum(1)
+    assert ((mid_right * grid).sum(1) / mid_right.sum(1)).mean() > cx_right
+    assert ((mid_left * grid).sum(1) / mid_left.sum(1)).mean() < cx_left
