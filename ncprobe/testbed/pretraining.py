@@ -320,7 +320,7 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
     if syn is not None:
         sources = stroke_sources(train, keep) if syn.n_crop_images else None
         synthetic = make_synthetic_set(syn, sources)
-        n_comp = len(synthetic.compositions)
+        n_comp = synthetic.num_compositions
         captions = synthetic.all_captions()
         caption_emb = cached_sentence_embeddings(
             bundle, captions, context_length=int(getattr(tokenizer, "context_length", 0))

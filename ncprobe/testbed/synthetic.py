@@ -11,10 +11,13 @@ drawn alone still sits in its slot), and captioned by a fixed grammar::
     a handwritten shape with a closed loop at the top and a vertical line at the bottom
     one large closed loop
 
-No benchmark image and no class name is used anywhere: compositions are drawn uniformly from a
+No novel image and no class name is used anywhere: compositions are drawn uniformly from a
 seeded set that enumerates every one- and two-part composition and samples three-part ones, with
-no reference to any digit. Everything is deterministic given the seed (numpy ``RandomState`` for
-the geometry, torch CPU arithmetic for the rasterisation).
+no reference to any digit. Two optional styles widen it: the same compositions cut from
+handwritten *base* images (loops from "digit zero", lines from "digit one"; ``n_crop_images``),
+and garment silhouettes with an attribute grammar (:mod:`.silhouettes`; ``n_garment_images``).
+Everything is deterministic given the seed (numpy ``RandomState`` for the geometry, torch CPU
+arithmetic for the rasterisation).
 
 Grammar
 -------
@@ -33,6 +36,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ncprobe.testbed.silhouettes import GARMENT_PREFIXES, draw_garments, enumerate_garments, garment_phrase
+
 __all__ = [
     "PART_PHRASES",
     "PARTS",
@@ -45,6 +50,7 @@ __all__ = [
     "enumerate_compositions",
     "draw_compositions",
     "make_synthetic_set",
+    "GARMENT_PREFIXES",
 ]
 
 #: (primitive, slot) → phrase. Primitives: ``loop`` (closed), ``vline``, ``diag``, ``hbar``,
@@ -124,6 +130,8 @@ class SyntheticConfig:
     Attributes
     ----------
     n_images: images drawn as anti-aliased strokes.
+    n_garment_images: garment silhouettes (:mod:`ncprobe.testbed.silhouettes`), one random
+        attribute combination each, captioned by the garment grammar.
     n_crop_images: images drawn from stroke crops of handwritten base-class images (a loop source
         and a line source; the testbed uses its base training images of "digit zero" and
         "digit one", see :func:`ncprobe.testbed.pretraining.stroke_sources`).
@@ -139,6 +147,7 @@ class SyntheticConfig:
 
     n_images: int = 12000
     n_crop_images: int = 0
+    n_garment_images: int = 0
     seed: int = 0
     n_triples: int = 300
     batch_size: int = 64
@@ -160,22 +169,33 @@ class SyntheticSet:
 
     Attributes
     ----------
-    images: ``uint8`` ``(N, 28, 28)``, white strokes on black (MNIST's format).
-    composition_ids: ``int64`` ``(N,)``, index into :attr:`compositions`.
-    compositions: each a tuple of part ids (indices into :data:`PARTS`), in caption order.
+    images: ``uint8`` ``(N, 28, 28)``, light on black (MNIST's and Fashion-MNIST's format).
+    composition_ids: ``int64`` ``(N,)``: below ``len(compositions)`` an index into
+        :attr:`compositions`, above it (minus ``len(compositions)``) one into :attr:`garments`.
+    compositions: the stroke compositions, each a tuple of part ids (indices into :data:`PARTS`),
+        in caption order.
+    garments: the garment attribute combinations (:func:`ncprobe.testbed.silhouettes.enumerate_garments`);
+        empty without garment images.
     """
 
     images: torch.Tensor
     composition_ids: torch.Tensor
     compositions: tuple[tuple[int, ...], ...]
+    garments: tuple[tuple[str, ...], ...] = ()
 
-    def captions(self, prefix: int | str = 0) -> list[str]:
-        """The caption of every composition under one prefix (index into :data:`PREFIXES` or a format string)."""
-        return [caption(c, prefix) for c in self.compositions]
+    @property
+    def num_compositions(self) -> int:
+        """Stroke compositions plus garment combinations."""
+        return len(self.compositions) + len(self.garments)
+
+    def captions(self, prefix: int = 0) -> list[str]:
+        """The caption of every composition (strokes, then garments) under prefix number ``prefix``."""
+        shapes = [caption(c, prefix) for c in self.compositions]
+        return shapes + [GARMENT_PREFIXES[prefix].format(garment_phrase(g)) for g in self.garments]
 
     def all_captions(self) -> list[str]:
-        """Every (composition, prefix) caption, prefix-major: index ``p * len(compositions) + c``."""
-        return [caption(c, p) for p in range(len(PREFIXES)) for c in self.compositions]
+        """Every (composition, prefix) caption, prefix-major: index ``p * num_compositions + c``."""
+        return [c for p in range(len(PREFIXES)) for c in self.captions(p)]
 
 
 def _ordered(parts: tuple[int, ...]) -> tuple[int, ...]:
@@ -475,10 +495,11 @@ def draw_compositions(
 def make_synthetic_set(config: SyntheticConfig, sources: dict[str, torch.Tensor] | None = None) -> SyntheticSet:
     """Draw the synthetic set: compositions uniformly from :func:`enumerate_compositions`, one image each.
 
-    ``config.n_images`` are drawn as strokes and ``config.n_crop_images`` from stroke crops of
-    ``sources`` (see :func:`draw_compositions`; required when ``n_crop_images > 0``). Deterministic
-    given ``config`` and ``sources``: the geometry comes from seeded numpy generators and the
-    rasterisation is plain float32 torch arithmetic on the CPU.
+    ``config.n_images`` are drawn as strokes, ``config.n_crop_images`` from stroke crops of
+    ``sources`` (see :func:`draw_compositions`; required when ``n_crop_images > 0``), and
+    ``config.n_garment_images`` as garment silhouettes (attribute combinations drawn uniformly).
+    Deterministic given ``config`` and ``sources``: the geometry comes from seeded numpy generators
+    and the rasterisation is plain float32 torch arithmetic on the CPU.
     """
     compositions = enumerate_compositions(config.n_triples, config.seed)
     rng = np.random.RandomState(config.seed + 1)
@@ -489,6 +510,15 @@ def make_synthetic_set(config: SyntheticConfig, sources: dict[str, torch.Tensor]
             raise ValueError("n_crop_images > 0 needs stroke sources ({'loop': ..., 'line': ...})")
         crops = draw_compositions([compositions[i] for i in ids[config.n_images :]], config.seed + 3, sources=sources)
         images = torch.cat([images, crops])
+    garments: tuple[tuple[str, ...], ...] = ()
+    if config.n_garment_images:
+        garments = enumerate_garments()
+        g_ids = np.random.RandomState(config.seed + 4).randint(len(garments), size=config.n_garment_images)
+        images = torch.cat([images, draw_garments([garments[i] for i in g_ids], config.seed + 5)])
+        ids = np.concatenate([ids, len(compositions) + g_ids])
     return SyntheticSet(
-        images=images, composition_ids=torch.from_numpy(ids.astype(np.int64)), compositions=compositions
+        images=images,
+        composition_ids=torch.from_numpy(ids.astype(np.int64)),
+        compositions=compositions,
+        garments=garments,
     )

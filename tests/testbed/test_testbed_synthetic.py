@@ -8,8 +8,10 @@ import re
 import pytest
 import torch
 
+from ncprobe.testbed import silhouettes as si
 from ncprobe.testbed import synthetic as sy
 from ncprobe.testbed.benchmark import CLASSES
+from ncprobe.testbed.silhouettes import garment_phrase
 
 SMALL = sy.SyntheticConfig(n_images=300, n_triples=40, seed=3)
 
@@ -146,3 +148,44 @@ def test_crop_style_keeps_only_the_curves_half():
     mid_left = left[:, 10:18].sum(1)
     assert ((mid_right * grid).sum(1) / mid_right.sum(1)).mean() > cx_right
     assert ((mid_left * grid).sum(1) / mid_left.sum(1)).mean() < cx_left
+
+
+def test_garment_grammar_and_drawings():
+    specs = si.enumerate_garments()
+    assert len(specs) == len(set(specs)) == 35
+    phrases = [si.garment_phrase(g) for g in specs]
+    assert len(set(phrases)) == 35  # every attribute combination has its own caption
+    assert si.garment_phrase(("top", "long", "collar", "buttons")) == (
+        "a top with long sleeves, a collar and buttons down the front"
+    )
+    assert (
+        si.garment_phrase(("shoe", "high", "heel", "straps"))
+        == "a shoe that covers the ankle with a heel and thin straps with gaps"
+    )
+    text = " | ".join(p.format(x) for p in si.GARMENT_PREFIXES for x in phrases)
+    for word in [c.name for c in CLASSES] + ["trousers", "pants", "boot", "sweater", "jacket", "skirt"]:
+        assert not re.search(rf"\b{re.escape(word)}\b", text), word
+    images = si.draw_garments(specs, seed=0)
+    assert images.shape == (35, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(images, si.draw_garments(specs, seed=0))
+    assert (images.flatten(1).amax(1) > 60).all()  # every drawing has a visible silhouette
+    # long legs reach further down than short ones; long sleeves make a top wider low down
+    legs = si.draw_garments([("lower", "long"), ("lower", "short")] * 10, seed=1).float()
+    rows = (legs > 30).any(dim=2).float() * torch.arange(28.0)
+    assert rows[0::2].amax(1).mean() > rows[1::2].amax(1).mean() + 6
+    tops = si.draw_garments([("top", "long", "no", "plain"), ("top", "short", "no", "plain")] * 10, seed=2).float()
+    width_low = (tops[:, 20:24] > 30).any(dim=1).float().sum(1)
+    assert width_low[0::2].mean() > width_low[1::2].mean() + 4
+
+
+def test_synthetic_set_with_garments_indexes_one_caption_table():
+    cfg = sy.SyntheticConfig(n_images=30, n_garment_images=20, n_triples=5, seed=2)
+    s = sy.make_synthetic_set(cfg)
+    assert s.images.shape == (50, 28, 28) and s.num_compositions == len(s.compositions) + 35
+    ids = s.composition_ids
+    assert (ids[:30] < len(s.compositions)).all() and (ids[30:] >= len(s.compositions)).all()
+    table = s.all_captions()
+    assert len(table) == len(sy.PREFIXES) * s.num_compositions
+    garment = int(ids[35])
+    assert table[garment] == "a drawing of " + garment_phrase(s.garments[garment - len(s.compositions)])
+    assert torch.equal(s.images, sy.make_synthetic_set(cfg).images)
