@@ -322,9 +322,11 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
         synthetic = make_synthetic_set(syn, sources)
         n_comp = synthetic.num_compositions
         captions = synthetic.all_captions()
-        caption_emb = cached_sentence_embeddings(
-            bundle, captions, context_length=int(getattr(tokenizer, "context_length", 0))
-        ).to(device)
+        ctx = int(getattr(tokenizer, "context_length", 0))
+        caption_emb = cached_sentence_embeddings(bundle, captions, context_length=ctx).to(device)
+        part_phrases, part_member = synthetic.part_table()
+        part_emb = cached_sentence_embeddings(bundle, part_phrases, context_length=ctx).to(device)
+        part_targets = (part_member / part_member.sum(1, keepdim=True)).to(device)
     prepare_seconds = time.perf_counter() - prep_start
 
     params = [p for p in model.visual.parameters() if p.requires_grad]
@@ -372,7 +374,13 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
         n_base = len(idx)
         loss = clip_class_caption_loss(emb[:n_base], targets, y.to(device), model.logit_scale)
         if syn is not None:
-            syn_loss = clip_class_caption_loss(emb[n_base:], syn_targets, syn_labels.to(device), model.logit_scale)
+            scale = model.logit_scale if syn.logit_scale is None else torch.tensor(math.log(syn.logit_scale))
+            syn_emb, syn_labels = emb[n_base:], syn_labels.to(device)
+            syn_loss = clip_class_caption_loss(syn_emb, syn_targets, syn_labels, scale)
+            if syn.part_weight:
+                comp_ids = synthetic.composition_ids[sidx].to(device)
+                log_p = F.log_softmax(scale.exp() * syn_emb @ part_emb.T, dim=1)
+                syn_loss = syn_loss + syn.part_weight * -(part_targets[comp_ids] * log_p).sum(1).mean()
             loss = loss + syn.weight * syn_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

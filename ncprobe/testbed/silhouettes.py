@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["GARMENT_PREFIXES", "garment_phrase", "enumerate_garments", "draw_garments"]
+__all__ = ["GARMENT_PREFIXES", "garment_phrase", "garment_parts", "enumerate_garments", "draw_garments"]
 
 #: Caption prefixes of the garment grammar (as many as :data:`ncprobe.testbed.synthetic.PREFIXES`).
 GARMENT_PREFIXES: tuple[str, ...] = ("a drawing of {}", "a grey picture of {}", "{}")
@@ -72,6 +72,25 @@ def garment_phrase(spec: tuple[str, ...]) -> str:
     if kind == "container":
         return "a rectangular container with " + _CARRY[spec[1]]
     raise ValueError(f"unknown garment kind {kind!r}")
+
+
+def garment_parts(spec: tuple[str, ...]) -> list[str]:
+    """The combination's attributes, each as a phrase of its own (the part targets of the synthetic loss).
+
+    ``("top", "long", "collar", "buttons")`` → ``["a top with long sleeves", "a top with a collar",
+    "a top with buttons down the front"]``; a garment for the legs or a container is one part.
+    """
+    kind = spec[0]
+    if kind == "top":
+        _, sleeves, collar, front = spec
+        parts = ["a top with " + _SLEEVES[sleeves]] + (["a top with a collar"] if collar == "collar" else [])
+        return parts + (["a top with " + _FRONT[front]] if _FRONT[front] else [])
+    if kind == "shoe":
+        _, height, sole, upper = spec
+        return [_HEIGHT[height], "a shoe with " + _SOLE[sole]] + (
+            ["a shoe with " + _UPPER[upper]] if _UPPER[upper] else []
+        )
+    return [garment_phrase(spec)]
 
 
 # ----------------------------------------------------------------------------- drawing

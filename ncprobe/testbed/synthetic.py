@@ -36,7 +36,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ncprobe.testbed.silhouettes import GARMENT_PREFIXES, draw_garments, enumerate_garments, garment_phrase
+from ncprobe.testbed.silhouettes import (
+    GARMENT_PREFIXES,
+    draw_garments,
+    enumerate_garments,
+    garment_parts,
+    garment_phrase,
+)
 
 __all__ = [
     "PART_PHRASES",
@@ -143,6 +149,11 @@ class SyntheticConfig:
     contrast: ``"all"``: each drawing's caption is contrasted with the captions of every
         composition (one prefix drawn per composition and step); ``"batch"``: only with the
         captions of the compositions present in the batch.
+    part_weight: weight of the part loss: a drawing's embedding against every part phrase
+        (:meth:`SyntheticSet.part_table`), with the target spread evenly over its own parts.
+    logit_scale: the fixed inverse temperature of both synthetic losses (``None``: the model's
+        learnable one, shared with the base-class loss). Grammar captions lie close together in
+        MiniLM's space, so they need a sharper softmax than the ten class captions.
     """
 
     n_images: int = 12000
@@ -153,6 +164,8 @@ class SyntheticConfig:
     batch_size: int = 64
     weight: float = 1.0
     contrast: str = "all"
+    part_weight: float = 1.0
+    logit_scale: float | None = 50.0
 
     def __post_init__(self) -> None:
         if self.contrast not in ("all", "batch"):
@@ -196,6 +209,24 @@ class SyntheticSet:
     def all_captions(self) -> list[str]:
         """Every (composition, prefix) caption, prefix-major: index ``p * num_compositions + c``."""
         return [c for p in range(len(PREFIXES)) for c in self.captions(p)]
+
+    def part_table(self) -> tuple[list[str], torch.Tensor]:
+        """The part phrases and which composition holds which: ``(phrases, member (C, P) float)``.
+
+        Strokes: the 28 phrases of :data:`PART_PHRASES`; garments: their attribute phrases
+        (:func:`ncprobe.testbed.silhouettes.garment_parts`).
+        """
+        phrases = list(PART_PHRASES.values())
+        garment = [garment_parts(g) for g in self.garments]
+        for items in garment:
+            phrases += [x for x in items if x not in phrases]
+        index = {x: i for i, x in enumerate(phrases)}
+        member = torch.zeros(self.num_compositions, len(phrases))
+        for c, parts in enumerate(self.compositions):
+            member[c, list(parts)] = 1.0
+        for g, items in enumerate(garment):
+            member[len(self.compositions) + g, [index[x] for x in items]] = 1.0
+        return phrases, member
 
 
 def _ordered(parts: tuple[int, ...]) -> tuple[int, ...]:

@@ -189,3 +189,25 @@ def test_synthetic_set_with_garments_indexes_one_caption_table():
     garment = int(ids[35])
     assert table[garment] == "a drawing of " + garment_phrase(s.garments[garment - len(s.compositions)])
     assert torch.equal(s.images, sy.make_synthetic_set(cfg).images)
+
+
+def test_part_table_marks_each_compositions_parts():
+    s = sy.make_synthetic_set(sy.SyntheticConfig(n_images=10, n_garment_images=10, n_triples=5, seed=2))
+    phrases, member = s.part_table()
+    assert phrases[:28] == list(sy.PART_PHRASES.values()) and len(set(phrases)) == len(phrases)
+    assert member.shape == (s.num_compositions, len(phrases))
+    for c, parts in enumerate(s.compositions):
+        assert member[c].nonzero().flatten().tolist() == sorted(parts)
+    top = s.garments.index(("top", "long", "collar", "buttons")) + len(s.compositions)
+    assert {phrases[k] for k in member[top].nonzero().flatten().tolist()} == {
+        "a top with long sleeves",
+        "a top with a collar",
+        "a top with buttons down the front",
+    }
+    assert (member.sum(1) >= 1).all()
+    # every part phrase of a garment is a phrase of its caption's words, never a class name
+    assert si.garment_parts(("shoe", "high", "heel", "laces")) == [
+        "a shoe that covers the ankle",
+        "a shoe with a heel",
+        "a shoe with laces",
+    ]
