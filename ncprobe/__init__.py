@@ -5,6 +5,7 @@ The public surface (everything is imported on first use, so ``import ncprobe`` a
 
 * :func:`measure` — every NC metric of a set of features in one call, as an :class:`NCReport`;
 * :class:`ClassStatistics` / :class:`DecisionStatistics` — streaming, mergeable accumulators;
+* :func:`train` — prompt tuning with per-epoch NC tracking (:mod:`ncprobe.training`);
 * the metric functions (``nc1``, ``nc2_etf_error``, ``text_etf_error``, …), re-exported from
   :mod:`ncprobe.core`, and the metric modules as attributes (``ncprobe.metrics``,
   ``ncprobe.crossmodal``, ``ncprobe.geometry``, ``ncprobe.anchors``, ``ncprobe.mmd``, ``ncprobe.catalog``);
@@ -72,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "select_anchors": "ncprobe.core.anchors",
     "mmd2": "ncprobe.core.mmd",
     "gaussian_kernel": "ncprobe.core.mmd",
+    # training (loaded only when touched)
+    "train": "ncprobe.training",
 }
 
 #: Metric modules exposed as attributes (``ncprobe.metrics`` is ``ncprobe.core.metrics``).
@@ -136,3 +139,4 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from .core.mmd import gaussian_kernel, mmd2
     from .core.report import NCReport, stack_reports
     from .core.statistics import ClassStatistics
+    from .training import train

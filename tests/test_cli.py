@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,102 @@ def test_quickstart_measures_the_embedded_testbed(tmp_path, capsys):
     # The base classes were trained on: their nearest-centre accuracy must beat the novel classes'.
     groups = report.per_group()
     assert groups.loc["base", "ncc_accuracy"] > groups.loc["novel", "ncc_accuracy"]
+
+
+@pytest.fixture()
+def features_file(tmp_path, data):
+    path = tmp_path / "f.npz"
+    np.savez(
+        path, features=data.features, labels=data.labels, classifier=data.classifier, text_features=data.text_features
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "not a readable .npz file"),
+        (b"PK\x03\x04garbage", "not a readable .npz file"),
+    ],
+)
+def test_damaged_files_fail_in_one_line(tmp_path, capsys, content, match):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    assert main(["measure", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_damaged_torch_and_safetensors_files(tmp_path, capsys, suffix):
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(b"\x00\x01not a tensor file")
+    assert main(["measure", str(path)]) == 2
+    assert f"not a readable {suffix} file" in capsys.readouterr().err
+
+
+def test_bias_without_classifier_and_bad_options_fail_early(tmp_path, capsys, data, features_file):
+    np.savez(tmp_path / "b.npz", features=data.features, labels=data.labels, classifier_bias=np.zeros(4))
+    assert main(["measure", str(tmp_path / "b.npz")]) == 2
+    assert "classifier_bias but no classifier" in capsys.readouterr().err
+    assert main(["measure", str(features_file), "--device", "cuda:7"]) == 2
+    assert "not available" in capsys.readouterr().err
+    assert main(["measure", str(features_file), "--device", "toaster"]) == 2
+    assert "device 'toaster'" in capsys.readouterr().err
+    assert main(["measure", str(features_file), "-o", str(tmp_path / "no" / "such" / "r.nc")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["measure", str(features_file), "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse rejects it while parsing: usage line + error line
+        main(["demo", "--noise", "-1"])
+    assert exc.value.code == 2 and "argument --noise: must be >= 0" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, features_file, monkeypatch):
+    import ncprobe.core.measure as m
+
+    called = []
+    monkeypatch.setattr(m, "measure", lambda *a, **k: called.append(1))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if __import__("os").access(ro, __import__("os").W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert main(["measure", str(features_file), "-o", str(ro / "r.nc")]) == 2
+        assert "permission denied" in capsys.readouterr().err and not called
+    finally:
+        ro.chmod(0o700)
+
+
+def test_version_formats_and_group_table(capsys, features_file):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("ncprobe ")
+    assert main(["measure", str(features_file), "--format", "json", "--groups"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"metrics", "attrs", "per_group"} <= set(out) and "nc1" in out["metrics"]
+    assert main(["measure", str(features_file), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "metric,value,description" and any(line.startswith("nc1,") for line in lines)
+    assert main(["measure", str(features_file), "--groups"]) == 0
+    assert "per group:" in capsys.readouterr().out
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ncprobe.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().endswith("NO-TORCH")

@@ -149,3 +149,91 @@ def test_text_features_callable_template_and_batching(tiny_bundle):
     torch.testing.assert_close(a, b)
     with pytest.raises(ValueError):
         text_features(tiny_bundle, names, [])
+
+
+# ---------------------------------------------------------------------------------------------- stale weights
+def _fresh_bundle(seed: int) -> CLIPBundle:
+    """Same name, same ``pretrained`` (None), different random weights."""
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(
+        embed_dim=16,
+        vision_cfg={"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
+        text_cfg={"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    ).eval()
+    return CLIPBundle(model, open_clip.tokenizer.SimpleTokenizer(context_length=16), None, "stale-test-clip")
+
+
+def _direct(bundle, images) -> torch.Tensor:
+    with torch.no_grad():
+        return bundle.model.encode_image(images.tensors[0])
+
+
+def test_two_random_initialisations_do_not_share_a_cache_entry(images):
+    a, b = _fresh_bundle(1), _fresh_bundle(2)
+    assert a.cache_key(weights=False) == b.cache_key(weights=False)  # provenance alone cannot tell them apart
+    fa, _ = extract_features(a, images, progress=False)
+    fb, _ = extract_features(b, images, progress=False)
+    torch.testing.assert_close(fb, _direct(b, images))
+    assert not torch.allclose(fa, fb)
+    assert feature_cache_path(a, images)[0] != feature_cache_path(b, images)[0]
+    assert a.cache_key()["weights_digest"] != b.cache_key()["weights_digest"]
+
+
+def test_model_fine_tuned_in_place_gets_fresh_features(images):
+    bundle = _fresh_bundle(3)
+    before, _ = extract_features(bundle, images, progress=False)
+    path_before = feature_cache_path(bundle, images)[0]
+    with torch.no_grad():  # one "epoch" of training, in place, through autograd-visible ops
+        bundle.model.visual.conv1.weight.mul_(1.5)
+    after, _ = extract_features(bundle, images, progress=False)
+    torch.testing.assert_close(after, _direct(bundle, images))
+    assert not torch.allclose(before, after) and feature_cache_path(bundle, images)[0] != path_before
+    bundle.model.visual.proj.data[0, 0] += 1.0  # through .data, invisible to version counters
+    again, _ = extract_features(bundle, images, progress=False)
+    torch.testing.assert_close(again, _direct(bundle, images))
+    # training the text side does not invalidate cached image features (they do not depend on it)
+    path = feature_cache_path(bundle, images)[0]
+    with torch.no_grad():
+        bundle.model.token_embedding.weight.add_(1.0)
+    assert feature_cache_path(bundle, images)[0] == path
+
+
+def test_checkpoint_rewritten_at_the_same_path(images, tmp_path):
+    from tests._helpers.models import NATIVE_CFG
+
+    cfg = {**NATIVE_CFG, "vision_cfg": {**NATIVE_CFG["vision_cfg"], "layers": 1}}
+    ckpt = tmp_path / "ckpt.pt"
+    from ncprobe.models import load_clip, register_model_config
+
+    register_model_config("ncprobe-test-ckpt", cfg)
+    for seed in (5, 6):
+        torch.manual_seed(seed)
+        torch.save(open_clip.create_model("ncprobe-test-ckpt").state_dict(), ckpt)
+        bundle = load_clip("ncprobe-test-ckpt", ckpt)
+        feats, _ = extract_features(bundle, images, progress=False)
+        torch.testing.assert_close(feats, _direct(bundle, images))
+        if seed == 5:
+            first = feats
+    assert not torch.allclose(first, feats)
+
+
+def test_damaged_cache_file_is_recomputed_with_a_warning(images):
+    bundle = _fresh_bundle(7)
+    want, _ = extract_features(bundle, images, progress=False)
+    path, _ = feature_cache_path(bundle, images)
+    path.write_bytes(path.read_bytes()[:-100])  # truncated by something outside ncprobe
+    with pytest.warns(UserWarning, match=f"feature cache {path} is damaged"):
+        got, labels = extract_features(bundle, images, progress=False)
+    torch.testing.assert_close(got, want)
+    assert labels.tolist() == images.tensors[1].tolist()
+    path.write_bytes(b"\x00" * 64)  # foreign bytes
+    with pytest.warns(UserWarning, match="damaged or not a feature cache"):
+        got, _ = extract_features(bundle, images, progress=False)
+    torch.testing.assert_close(got, want)
+    extract_features(bundle, images, progress=False)  # the replaced file is a clean hit again
+
+
+def test_cache_key_names_compute_mode(tiny_bundle, images):
+    _, key = feature_cache_path(tiny_bundle, images)
+    assert key["compute"] == "cpu:no-autocast" and key["version"] == 2
+    assert key["model"]["weights_scope"] == "visual" and len(key["model"]["weights_digest"]) == 64

@@ -21,7 +21,7 @@ FORBIDDEN = {
     "data": {"models", "testbed", "training", "plotting", "cli"},
     "models": {"data", "testbed", "training", "plotting", "cli"},
     "testbed": {"training", "plotting", "cli"},
-    "training": {"plotting", "cli", "testbed"},
+    "training": {"plotting", "cli"},
     "plotting": {"data", "models", "testbed", "training", "cli"},
 }
 
@@ -101,6 +101,17 @@ def test_import_ncprobe_and_the_cli_parser_stay_light():
     light = _modules_after("import ncprobe, ncprobe.cli; ncprobe.cli.build_parser()")
     assert "torch" not in light and "numpy" not in light
     assert not any(m.startswith("ncprobe.training") for m in light)
+
+
+def test_ncprobe_train_is_the_function_and_loads_the_training_stack_lazily():
+    modules = _modules_after("import ncprobe; ncprobe.measure")
+    assert not any(m.startswith("ncprobe.training") for m in modules)
+    import ncprobe
+
+    assert callable(ncprobe.train) and ncprobe.train.__module__ == "ncprobe.training.api"
+    from ncprobe.training import TrainConfig  # the package stays reachable beside the function
+
+    assert TrainConfig().method.name == "coop"
 
 
 def test_measure_is_the_function_and_the_module_stays_reachable():

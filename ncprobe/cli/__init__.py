@@ -55,9 +55,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 2 expected failure)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # its flags are generated from the config tree: parsed by ncprobe.training.cli
+        from .train import run_argv as func
+
+        args = argv[1:]
+    else:
+        parsed = build_parser().parse_args(argv)
+        func, args = parsed.func, parsed
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except KeyboardInterrupt:
         print("ncprobe: interrupted", file=sys.stderr)
         return 130

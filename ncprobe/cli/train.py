@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run_argv"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    # Listed for `ncprobe --help`; `ncprobe.cli.main` hands `train ...` to run_argv before parsing, because
+    # its flags are generated from the config tree.
+    sub.add_parser(
         "train",
-        help="train prompts (CoOp, CoCoOp, MaPLe, IVLP, + NPT / Craft) and track NC",
+        help="train prompts (CoOp, CoCoOp, MaPLe, IVLP, + NPT / Craft) and track NC "
+        "(ncprobe train --help lists every config flag)",
         description=__doc__,
         add_help=False,
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_argv(argv: list[str]) -> int:
+    """``ncprobe train ARGS``: the training command line (:mod:`ncprobe.training.cli`)."""
     from ncprobe.training.cli import main
 
-    return main(args.rest)
+    return main(argv)

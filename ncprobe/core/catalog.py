@@ -546,5 +546,6 @@ def markdown_table(kind: str = "scalar") -> str:
         needs = ", ".join(sorted(s.needs)) or "—"
         lo, hi = s.range
         rng = f"[{lo:g}, {'∞' if hi == INF else f'{hi:g}'}]"
-        rows.append(f"| `{s.name}` | {s.family} | {s.description} | {needs} | {rng} |")
+        description = s.description.replace("|", "\\|")  # a literal pipe would split the cell
+        rows.append(f"| `{s.name}` | {s.family} | {description} | {needs} | {rng} |")
     return "\n".join(rows)

@@ -6,9 +6,11 @@ For a sample h with label y, residual r = h − μ_y and centred means M̃ (rows
 
 so ``argmin_k ‖h − μ_k‖² = argmin_k (‖μ_k‖² − 2 μ_y·μ_k − 2 [R M̃ᵀ]_k)``; likewise a linear classifier's
 logit ``h·w_k + b_k = [R Wᵀ]_k + μ_y·w_k + b_k``. One product of the centred residuals with
-``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the same product serves NC1
-(see :mod:`ncprobe.compute`). The label is used only as an algebraic shift: the decisions are the
-ordinary label-free NCC and classifier decisions.
+``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the product A = R M̃ᵀ also serves
+NC1: K = AᵀA = M̃ S_W M̃ᵀ is all NC1 needs when C < D (see :mod:`ncprobe.core.inmemory`). A second pass
+over a stream whose first pass kept no D×D scatter accumulates K (:attr:`DecisionStatistics.
+projected_scatter`, :meth:`DecisionStatistics.projected_statistics`). The label is used only as an
+algebraic shift: the decisions are the ordinary label-free NCC and classifier decisions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 import torch
 
 from ._validation import check_features, encode_labels
+from .certified import DecisionTables
+from .chunks import ResidualWorkspace, chunk_rows, pick_backend, require_finite
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
 from .statistics import ClassStatistics
 
@@ -63,90 +67,6 @@ def prepare_classifiers(
             raise ValueError("text embeddings given twice: as classifiers['text'] and as text_features")
         out["text"] = prepare_text(text_features, **shape)
     return out
-
-
-class DecisionTables:
-    """Precomputed per-class tables for scoring residual products (see module docstring).
-
-    Classifier logits (and, in float32 mode, the NCC scores) come from float32 products of the centred
-    residuals. Each row's decision is *certified*: a float32 dot product of D terms errs by at most
-    (D + 2)·2⁻²⁴·‖r‖·‖w‖ (Higham, *Accuracy and Stability*, §3.1, plus rounding r and w to float32), so
-    when the top two scores differ by more than twice that bound the float32 decision is the exact one;
-    the remaining near-tied rows are re-scored in float64. The decisions therefore equal float64
-    decisions while the large product runs at float32 speed.
-    """
-
-    def __init__(self, means: torch.Tensor, present: torch.Tensor, classifiers: dict[str, ClassEmbeddings]):
-        self.present = present
-        self.centered = (means - means[present].mean(0)) * present[:, None]
-        sq = (means * means).sum(1)
-        # Absent classes can never be the nearest centre.
-        sq = torch.where(present, sq, torch.inf)
-        self.ncc = sq[None, :] - 2.0 * means @ means.T
-        self.names = list(classifiers)
-        self.weights = [e.weights for e in classifiers.values()]
-        self.weights32 = torch.cat(self.weights, 0).float() if self.weights else None
-        self.logit_tables = [means @ e.weights.T + e.bias[None, :] for e in classifiers.values()]
-        self.centered_norm = float(self.centered.norm(dim=1).max())
-        self.weight_norms = [float(w.norm(dim=1).max()) for w in self.weights]
-
-    @staticmethod
-    def _certified(scores: torch.Tensor, bound: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decision per row and a mask of rows whose top-2 margin exceeds twice the error bound."""
-        top = scores.topk(2, dim=1, largest=largest).values
-        margin = (top[:, 0] - top[:, 1]).abs()
-        pred = scores.argmax(1) if largest else scores.argmin(1)
-        return pred, margin > 2.0 * bound
-
-    def count(
-        self,
-        r: torch.Tensor,
-        a_m: torch.Tensor,
-        codes: torch.Tensor,
-        num_classes: int,
-        *,
-        row_norms: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Per-class counts of correct / agreeing decisions for one chunk.
-
-        ``r`` holds the chunk's centred residuals (float32 or float64) and ``a_m = r @ centeredᵀ`` in the same
-        dtype (float64 products are taken as exact); ``row_norms`` the float64 ‖r_i‖ if already known.
-        """
-        c = num_classes
-        d = r.shape[1]
-        unit = (d + 2) * 2.0**-24
-        rnorm = row_norms
-        if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
-            rnorm = r.double().norm(dim=1)
-        ncc_scores = self.ncc[codes] - 2.0 * a_m.double()
-        if a_m.dtype == torch.float64 or c < 2:
-            ncc_pred = ncc_scores.argmin(1)
-        else:
-            ncc_pred, ok = self._certified(ncc_scores, 2.0 * unit * rnorm * self.centered_norm, largest=False)
-            bad = (~ok).nonzero().flatten()
-            if len(bad):
-                exact = self.ncc[codes[bad]] - 2.0 * r[bad].double() @ self.centered.T
-                ncc_pred[bad] = exact.argmin(1)
-        out = {"ncc_correct": _bincount(codes, ncc_pred == codes, c)}
-        if self.weights:
-            products = (r.float() @ self.weights32.T).double()
-        for j, name in enumerate(self.names):
-            logits = products[:, c * j : c * (j + 1)] + self.logit_tables[j][codes]
-            if c < 2:
-                pred = logits.argmax(1)
-            else:
-                pred, ok = self._certified(logits, unit * rnorm * self.weight_norms[j], largest=True)
-                bad = (~ok).nonzero().flatten()
-                if len(bad):
-                    exact = r[bad].double() @ self.weights[j].T + self.logit_tables[j][codes[bad]]
-                    pred[bad] = exact.argmax(1)
-            out[f"{name}_correct"] = _bincount(codes, pred == codes, c)
-            out[f"{name}_ncc_agree"] = _bincount(codes, pred == ncc_pred, c)
-        return out
-
-
-def _bincount(codes: torch.Tensor, mask: torch.Tensor, c: int) -> torch.Tensor:
-    return torch.bincount(codes[mask], minlength=c).double()
 
 
 class DecisionStatistics:
@@ -209,6 +129,11 @@ class DecisionStatistics:
         self.tables = DecisionTables(self.means, present, self.classifiers)
         self.tallies: dict[str, torch.Tensor] = {}
         self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
+        # Without a D×D scatter in the first pass, this pass accumulates K = M̃ S_W M̃ᵀ (C×C) from the
+        # products it forms anyway; see projected_statistics().
+        self._stats = stats
+        self._track_projected = stats.scatter is None and stats.projected_scatter is None
+        self.projected_scatter = None
         self.reset()
 
     @property
@@ -226,11 +151,14 @@ class DecisionStatistics:
         zeros = lambda: torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)  # noqa: E731
         self.counts = zeros()
         self.tallies = {k: zeros() for k in self._tally_keys()}
+        if self._track_projected:
+            c = self.num_classes
+            self.projected_scatter = torch.zeros(c, c, dtype=torch.float64, device=self.device)
         return self
 
     def update(self, features: Any, labels: Any) -> "DecisionStatistics":
         """Add the decisions of a batch (features (n, D), labels in ``[0, C)``). Returns ``self``."""
-        x = check_features(features, device=self.device)
+        x = check_features(features, device=self.device, check_finite=False)  # checked on the row norms
         if x.shape[1] != self.dim:
             raise ValueError(f"features have {x.shape[1]} dimensions, the statistics hold {self.dim}")
         enc = encode_labels(
@@ -238,10 +166,112 @@ class DecisionStatistics:
         )
         if not bool(self.tables.present[enc.codes].all()):
             raise ValueError("labels include a class that had no samples in the first pass")
-        r = (x.double() - self.means[enc.codes]).to(self.dtype)
-        a_m = r @ self.tables.centered.T.to(self.dtype)
-        self.add_tallies(self.tables.count(r, a_m, enc.codes, self.num_classes), enc.codes)
+        backend = pick_backend("auto", x)
+        rows = chunk_rows(self.dim, x.device)
+        size = min(rows, max(1, x.shape[0]))
+        keep = self.residuals_needed(x)
+        work = ResidualWorkspace(self.means, rows=size, dtype=self.dtype, backend=backend, keep=keep)
+        for lo in range(0, x.shape[0], rows):
+            codes, xs = enc.codes[lo : lo + rows], x[lo : lo + rows]
+            r, r32, row_ss = work(xs, codes)
+            require_finite(row_ss, xs)
+            self.add_residuals(r, r32, codes, row_ss, features=xs, feature_ss=work.feature_ss)
         return self
+
+    def residuals_needed(self, features: torch.Tensor | None = None) -> str:
+        """What :meth:`add_residuals` reads (a :class:`ResidualWorkspace` ``keep``): ``"pair"`` (residuals and
+        their float32 copy), ``"residuals"``, or ``"features"`` when the classifier logits are best taken of
+        the float32 ``features`` themselves (CPU, float64 NCC products: no float32 residuals to write)."""
+        if self.projected_scatter is None:
+            return "pair"
+        if not self.tables.weights:
+            return "residuals"
+        usable = features is not None and features.dtype == torch.float32 and features.device.type == "cpu"
+        return "features" if usable and self.dtype == torch.float64 else "pair"
+
+    def add_residuals(
+        self,
+        r: torch.Tensor,
+        r32: torch.Tensor | None,
+        codes: torch.Tensor,
+        row_ss: torch.Tensor,
+        *,
+        features: torch.Tensor | None = None,
+        feature_ss: torch.Tensor | None = None,
+    ) -> None:
+        """Decide one chunk from its residuals r = h − μ_y (``r32``: the same rounded to float32; ``row_ss``:
+        float64 ‖r_i‖²) and add the tallies; with :attr:`projected_scatter` tracked, also add AᵀA.
+
+        With the projected scatter the NCC products A = R M̃ᵀ are formed in the compute precision (float64:
+        exact decisions, and K = AᵀA to float64 rounding); without it, one certified float32 product
+        ``R [M̃; W]ᵀ`` gives every score. With float32 ``features`` (and their ‖x_i‖², ``feature_ss``) and no
+        ``r32``, the logits come from ``features @ Wᵀ`` instead, certified with ‖x_i‖."""
+        c = self.num_classes
+        tables = self.tables
+        products = feature_norms = None
+        if self.projected_scatter is not None:
+            a_m = r @ (tables.centered if r.dtype == torch.float64 else tables.centered32).T
+            self._pending.append(a_m.double())  # K += AᵀA in fewer, larger products (see projected_scatter)
+            if sum(len(t) for t in self._pending) * c >= 1 << 22:
+                self._flush()
+            if tables.weights and r32 is None and features is not None:
+                products, feature_norms = features @ tables.weights32.T, feature_ss.sqrt()
+            elif tables.weights:
+                products = r32 @ tables.weights32.T
+        else:
+            both = r32 @ tables.stacked32.T
+            a_m, products = both[:, :c], both[:, c:]
+        tallies = tables.count(
+            r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products, feature_norms=feature_norms
+        )
+        self.add_tallies(tallies, codes)
+
+    @property
+    def projected_scatter(self) -> torch.Tensor | None:
+        """K = M̃ S_W M̃ᵀ (C×C, float64) of the samples of this pass, when the first pass kept no scatter
+        (else ``None``); see :meth:`projected_statistics`."""
+        self._flush()
+        return self.__dict__.get("_k")
+
+    @projected_scatter.setter
+    def projected_scatter(self, value: torch.Tensor | None) -> None:
+        self._pending: list[torch.Tensor] = []
+        self._k = value
+
+    def _flush(self) -> None:
+        pending = self.__dict__.get("_pending")
+        if pending:
+            a = torch.cat(pending)
+            pending.clear()
+            self._k.addmm_(a.T, a)
+
+    def projected_statistics(self) -> ClassStatistics:
+        """The first pass's statistics completed with the C×C projected scatter K = M̃ S_W M̃ᵀ of this pass.
+
+        For streams whose first pass kept no D×D scatter (``ClassStatistics(track_scatter=False)``, the fast
+        choice when C < D): ``measure(dec.projected_statistics(), decisions=dec)`` then reports NC1 too. K is
+        exact for the data of this pass; it must be the data of the first pass (as for the decisions).
+        """
+        if self.projected_scatter is None:
+            raise ValueError("the first-pass statistics hold a scatter; pass them to measure directly")
+        st = self._stats
+        if statistics_fingerprint(st) != self.source:
+            raise ValueError("the first-pass statistics changed since these decisions were made")
+        if int(self.counts.sum()) != st.n_samples:
+            raise ValueError(
+                f"this pass saw {int(self.counts.sum())} samples, the first pass {st.n_samples}: "
+                "the projected scatter needs the same data in both passes"
+            )
+        return ClassStatistics.from_moments(
+            st.counts,
+            st.means,
+            st.class_ss,
+            projected_scatter=self.projected_scatter,
+            normalized_sum=st.normalized_sum,
+            class_ids=st.class_ids,
+            precision=st.precision,
+            backend=st.backend,
+        )
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
         """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the
@@ -269,6 +299,8 @@ class DecisionStatistics:
         self.counts = self.counts + other.counts.to(self.device)
         for k, v in other.tallies.items():
             self.tallies[k] = self.tallies[k] + v.to(self.device)
+        if self.projected_scatter is not None and other.projected_scatter is not None:
+            self.projected_scatter = self.projected_scatter + other.projected_scatter.to(self.device)
         return self
 
     def all_reduce(self, group: Any = None) -> "DecisionStatistics":
@@ -278,21 +310,29 @@ class DecisionStatistics:
         if not (dist.is_available() and dist.is_initialized()):
             return self
         keys = sorted(self.tallies)
-        flat = torch.cat([self.counts] + [self.tallies[k] for k in keys])
+        parts = [self.counts] + [self.tallies[k] for k in keys]
+        if self.projected_scatter is not None:
+            parts.append(self.projected_scatter.flatten())
+        flat = torch.cat(parts)
         dist.all_reduce(flat, group=group)
         c = self.num_classes
         self.counts = flat[:c]
         for j, k in enumerate(keys):
             self.tallies[k] = flat[c * (j + 1) : c * (j + 2)]
+        if self.projected_scatter is not None:
+            self.projected_scatter = flat[c * (len(keys) + 1) :].reshape(c, c)
         return self
 
     def state_dict(self) -> dict:
         """The tallies and the fingerprint of the statistics and classifiers they belong to."""
-        return {
+        state = {
             "counts": self.counts,
             "tallies": dict(self.tallies),
             "meta": {"source": self.source, "classifiers": sorted(self.classifiers), "num_classes": self.num_classes},
         }
+        if self.projected_scatter is not None:
+            state["projected_scatter"] = self.projected_scatter
+        return state
 
     def load_state_dict(self, state: dict) -> "DecisionStatistics":
         """Restore tallies saved by :meth:`state_dict`; they must belong to the same statistics and
@@ -306,6 +346,8 @@ class DecisionStatistics:
             raise ValueError(f"these tallies are for classifiers {meta['classifiers']}, not {sorted(self.classifiers)}")
         self.counts = state["counts"].to(self.device, torch.float64).clone()
         self.tallies = {k: v.to(self.device, torch.float64).clone() for k, v in state["tallies"].items()}
+        if self.projected_scatter is not None and "projected_scatter" in state:
+            self.projected_scatter = state["projected_scatter"].to(self.device, torch.float64).clone()
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:

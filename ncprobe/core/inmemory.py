@@ -1,17 +1,24 @@
 """One-shot statistics for data held in memory: two reads of the features give every NC metric.
 
-Read 1 forms class counts and float64 class means (numba scatter-add on CPU, ``index_add_`` on
-GPU). Read 2 forms centred residuals R = H − M[y] in chunks and one matrix product
-``A = R [M̃; W_1; …]ᵀ`` with the centred means and every classifier. From A come
+Read 1 forms class counts, float64 class means and Σ x_i/‖x_i‖ (one numba pass on CPU, ``index_add_``
+on GPU). Read 2 runs over chunks of about 1M elements, so a chunk stays in the cache from the residual
+kernel to the products. Per chunk, R = H − M[y] is formed once in float64 and rounded to float32 (one
+read of H), and then:
 
-* the NCC and classifier decisions (NC4; see :mod:`ncprobe.decisions`), and
-* when C < D, the projected within-class scatter K = M̃ S_W M̃ᵀ = A_Mᵀ A_M (C×C). NC1 needs no more:
-  tr(Σ_W Σ_B^†)/C = tr(G^{†2} K)/N with G = M̃M̃ᵀ (see :func:`ncprobe.metrics.nc1`), so the D×D
-  scatter (N·D² flops) is never formed; the cost is N·D·C for the product that NC4 needs anyway.
-  When C ≥ D the full scatter RᵀR is formed instead.
+* C < D ("projected"): A = R M̃ᵀ in float64 (N·D·C flops), shared by NC1 and NCC. NC1 needs only the
+  projected within-class scatter K = M̃ S_W M̃ᵀ = AᵀA (C×C): tr(Σ_W Σ_B^†)/C = tr(G^{†2} K)/N with
+  G = M̃M̃ᵀ (see :func:`ncprobe.metrics.nc1`), so the D×D scatter (N·D² flops) is never formed. The
+  NCC scores ‖μ_k‖² − 2 μ_y·μ_k − 2 A_k come from A exactly; the classifier logits from one float32
+  product R Wᵀ, certified (see :class:`~ncprobe.core.decisions.DecisionTables`).
+* C ≥ D ("full"): S_W = RᵀR in float64 (N·D² flops ≤ N·D·C), and every decision from one certified
+  float32 product R [M̃; W]ᵀ — the shape of the floor ``X @ [M; W]ᵀ`` itself.
 
-The streaming :class:`~ncprobe.ClassStatistics` is the path for data that do not fit in memory;
-this path gives the same numbers (tests check both against a float64 reference).
+Certification re-scores in float64 only the rows whose top-2 margin is within the float32 error bound,
+so the decisions equal float64 decisions, and NC1 is float64-grade (the tests hold it to 1e-9 of a float64
+reference). The per-row top-2 searches run in a numba kernel over the products: no N×C table of
+gathered scores is formed. The streaming :class:`~ncprobe.ClassStatistics` /
+:class:`~ncprobe.DecisionStatistics` pair runs the same second-read code on each batch
+(:meth:`DecisionStatistics.add_residuals`); tests check both against a float64 reference.
 """
 
 from __future__ import annotations
@@ -22,13 +29,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_features, encode_labels, resolve_device
+from .chunks import ResidualWorkspace, add_scatter, class_sums, compute_dtype, pick_backend
+from .chunks import chunk_rows as default_chunk_rows
 from .decisions import DecisionStatistics
 from .prepared import ClassGeometry
-from .statistics import ClassStatistics, class_sums, compute_dtype, pick_backend, residuals
+from .statistics import ClassStatistics
 
 __all__ = ["compute_statistics", "as_geometry"]
-
-_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 26}  # rows × D per chunk: 32 MiB / 512 MiB of float64
 
 
 def _chunks(n: int, rows: int):
@@ -92,19 +99,21 @@ def compute_statistics(
     dtype = compute_dtype(precision)
     be = pick_backend(backend, x)
     codes = enc.codes.cpu() if be == "numba" else enc.codes
-    rows = chunk_rows or max(256, _CHUNK_ELEMENTS.get(dev.type, 1 << 22) // d)
+    rows = chunk_rows or default_chunk_rows(d, dev)
     chunks = list(_chunks(n, rows))
     bar = tqdm(total=2 * len(chunks), desc="ncprobe statistics", disable=not progress, leave=False)
 
     counts = torch.zeros(c, dtype=torch.float64, device=dev)
     sums = torch.zeros(c, d, dtype=torch.float64, device=dev)
     nsum = torch.zeros(d, dtype=torch.float64, device=dev)
-    for lo, hi in chunks:
+    # numba needs no temporaries: one call over all rows. torch forms x.double() per chunk.
+    first_chunks = [(0, n)] if be == "numba" else list(_chunks(n, max(rows, (1 << 22) // d)))
+    for lo, hi in first_chunks:
         cc, ss, ns = class_sums(x[lo:hi], codes[lo:hi], c, be)
         counts += cc.to(dev)
         sums += ss.to(dev)
         nsum += ns.to(dev)
-        bar.update()
+    bar.update(len(chunks))
 
     if not (bool(torch.isfinite(sums).all()) and bool(torch.isfinite(nsum).all())):
         check_features(x)  # raises, naming the rows with NaN/inf
@@ -125,27 +134,23 @@ def compute_statistics(
     if scatter not in ("auto", "full", "projected"):
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
 
-    centered = dec.tables.centered.to(dtype)
-    centered32 = dec.tables.centered.float()
+    if not projected:
+        dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
     class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
-    acc = torch.zeros((c, c) if projected else (d, d), dtype=torch.float64, device=dev)
-    means_for_residuals = means if be != "numba" else means.cpu()
+    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
+    keep = dec.residuals_needed(x if be == "numba" else None)
+    work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be, keep=keep)
     for lo, hi in chunks:
-        r, row_ss = residuals(x[lo:hi], codes[lo:hi], means_for_residuals, dtype, be)
-        r, row_ss = r.to(dev), row_ss.to(dev)
+        r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
+        r, r32, row_ss = r.to(dev), None if r32 is None else r32.to(dev), row_ss.to(dev)
         y = enc.codes[lo:hi]
         class_ss.index_add_(0, y, row_ss)
-        if projected:
-            a_m = r @ centered.T
-            a = a_m.double()
-            acc += a.T @ a
-        else:
-            # NC1 comes from the scatter; the NCC decisions need only certified float32 products.
-            a_m = r.float() @ centered32.T
-            acc += (r.T @ r).double()
-        dec.add_tallies(dec.tables.count(r, a_m, y, c, row_norms=row_ss.sqrt()), y)
+        if scatter is not None:
+            add_scatter(scatter, r)
+        dec.add_residuals(r, r32, y, row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
         bar.update()
     bar.close()
+    acc = dec.projected_scatter if projected else scatter
 
     stats = ClassStatistics.from_moments(
         counts,

@@ -23,6 +23,7 @@ from .geometry import center_rows, etf_error_floor, normalize_rows
 from .groups import group_order, resolve_groups
 from .inmemory import compute_statistics
 from .prepared import ClassEmbeddings, ClassGeometry, SingletonClassWarning, prepare_classifier, prepare_text
+from .projection import geometry_coordinates, sample_cloud
 from .report import NCReport, build_dataset
 from .statistics import ClassStatistics
 
@@ -41,6 +42,8 @@ class _Inputs:
     text: ClassEmbeddings | None
     text_name: str | None
     ood_mean: torch.Tensor | None
+    features: torch.Tensor | None = None  # in-memory features as measured (for the sample cloud)
+    labels: Any = None
 
     def available(self) -> set[str]:
         st = self.geometry.stats
@@ -140,6 +143,7 @@ def _prepare(
         if normalize_images:
             x = check_features(features, device=None if device is None else torch.device(device))
             features = normalize_rows(x if x.dtype in (torch.float32, torch.float64) else x.float())
+        raw_features, raw_labels = features, labels
         stats, dec = compute_statistics(
             features,
             labels,
@@ -162,7 +166,31 @@ def _prepare(
     ood = None
     if ood_features is not None:
         ood = generalized.ood_mean(ood_features, dim=stats.dim, device=stats.device)
-    return _Inputs(ClassGeometry(stats), dec, clf, clf_name, source, text, text_name, ood)
+    inputs = _Inputs(ClassGeometry(stats), dec, clf, clf_name, source, text, text_name, ood)
+    if not isinstance(features, ClassStatistics):
+        inputs.features, inputs.labels = raw_features, raw_labels
+    return inputs
+
+
+def _figure_data(inp: _Inputs, *, projection: int, cloud: int, center: bool) -> dict[str, tuple]:
+    """Coordinates for the geometry figure (see :mod:`.projection`), as ``{name: (dims, values)}``."""
+    if projection <= 0:
+        return {}
+    basis, coords = geometry_coordinates(inp.geometry, inp.text, components=projection, center=center)
+    out = {name: (("class", "component"), values) for name, values in coords.items()}
+    if cloud > 0 and inp.features is not None:
+        x = check_features(inp.features, check_finite=False)
+        st = inp.geometry.stats
+        raw = np.asarray(inp.labels.detach().cpu() if isinstance(inp.labels, torch.Tensor) else inp.labels)
+        codes = (
+            raw.astype(np.int64)
+            if len(st.class_ids) == st.num_classes and np.array_equal(st.class_ids, np.arange(st.num_classes))
+            else np.searchsorted(st.class_ids, raw)
+        )
+        cl = sample_cloud(x, codes, inp.geometry, basis, size=cloud, components=projection)
+        out["sample_coords"] = (("sample", "component"), cl["sample_coords"])
+        out["sample_class"] = (("sample",), cl["sample_class"])
+    return out
 
 
 def _rate(dec: DecisionStatistics, key: str) -> float:
@@ -275,6 +303,8 @@ def measure(
     num_classes: int | None = None,
     ood_features: Any = None,
     metrics: Iterable[str] | None = None,
+    projection: int = 3,
+    cloud: int = 0,
     precision: str = "float64",
     backend: str = "auto",
     scatter: str = "auto",
@@ -329,6 +359,13 @@ def measure(
         (N_ood, D) features of out-of-distribution data: enables NC5.
     metrics:
         Names of the metrics to compute (catalog names, any kind); default every metric the inputs allow.
+    projection:
+        Store the class means (and text embeddings) projected on their top ``projection`` principal
+        directions for the geometry figure (``mean_coords``, ``text_coords``; see
+        :mod:`ncprobe.core.projection`); 0 stores none.
+    cloud:
+        Also store a seeded subsample of this many feature rows in the same coordinates (``sample_coords``,
+        ``sample_class``; in-memory features only).
     precision, backend, scatter:
         See :func:`ncprobe.compute_statistics`. ``scatter="full"`` forms the D×D scatter (needed by ``vci``).
     pinv_rtol:
@@ -413,6 +450,7 @@ def measure(
         group_labels=group_labels,
         group_values=group_values,
         attrs=attrs,
+        figure_data=_figure_data(inp, projection=int(projection), cloud=int(cloud), center=center),
     )
     return NCReport(ds)
 

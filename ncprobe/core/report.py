@@ -9,6 +9,8 @@ Layout of :attr:`NCReport.dataset`:
 * per-pair variables on (``class``, ``class_other``): ``cdnv_pairs`` and the cosine matrices the figures
   draw (``mean_cosines``, ``text_cosines``, ``cross_cosines``);
 * per-group variables on ``group`` when groups were given (``group_ncc_accuracy``, ``group_mean_cosine``, …);
+* figure coordinates (``mean_coords``, ``text_coords`` on (``class``, ``component``); ``sample_coords``,
+  ``sample_class`` on ``sample``; see :mod:`ncprobe.core.projection`);
 * ``attrs`` with the settings (``center``, ``precision``, ``pinv_rtol``, excluded classes, …).
 
 Files. :meth:`NCReport.to_netcdf` and :func:`save_dataset` write atomically (a temporary file renamed
@@ -70,6 +72,7 @@ def build_dataset(
     group_labels: np.ndarray | None = None,
     group_values: dict[str, list[float]] | None = None,
     attrs: dict | None = None,
+    figure_data: dict[str, tuple] | None = None,
 ) -> xr.Dataset:
     """Assemble a report's dataset from computed values (scalars in catalog order)."""
     coords: dict[str, Any] = {"class": class_ids, "class_other": class_ids}
@@ -84,6 +87,7 @@ def build_dataset(
     data_vars: dict[str, Any] = {k: ((), float(scalars[k])) for k in sorted(scalars, key=order.get)}
     data_vars.update({k: (("class",), np.asarray(v, dtype=np.float64)) for k, v in per_class.items()})
     data_vars.update({k: (("class", "class_other"), np.asarray(v, dtype=np.float64)) for k, v in pairs.items()})
+    data_vars.update(figure_data or {})
     ds = xr.Dataset(data_vars, coords=coords)
     if group_labels is not None:
         ds = _add_group_variables(ds, group_labels, group_values or {})
@@ -133,6 +137,8 @@ def encode_attrs(attrs: dict) -> dict:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, int, float, np.integer, np.floating)):
             out[key] = json.dumps(value.item() if isinstance(value, np.generic) else value, default=str)
             encoded.append(key)
+        elif isinstance(value, str):
+            out[key] = str(value)  # plain str: h5py rejects subclasses (numpy str_, torch's TorchVersion)
         else:
             out[key] = value.item() if isinstance(value, np.generic) else value
     if encoded:

@@ -26,67 +26,22 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import _numba_kernels
 from ._validation import check_count, check_features, encode_labels
+from .chunks import (
+    ResidualWorkspace,
+    add_scatter,
+    chunk_rows,
+    class_sums,
+    compute_dtype,
+    pick_backend,
+    require_finite,
+    residuals,  # noqa: F401 (part of this module's public names, as before)
+)
 
 __all__ = ["ClassStatistics", "compute_dtype", "pick_backend", "class_sums", "residuals"]
 
 Precision = Literal["float64", "float32"]
 Backend = Literal["auto", "torch", "numba"]
-
-
-def compute_dtype(precision: str) -> torch.dtype:
-    if precision == "float64":
-        return torch.float64
-    if precision == "float32":
-        return torch.float32
-    raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
-
-
-def pick_backend(backend: str, x: torch.Tensor) -> str:
-    """Resolve ``backend='auto'``: numba for CPU tensors when numba is installed, torch otherwise."""
-    if backend not in ("auto", "torch", "numba"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}")
-    if backend == "numba":
-        if x.device.type != "cpu":
-            raise ValueError("backend='numba' needs CPU features; use backend='torch' for GPU tensors")
-        if not _numba_kernels.AVAILABLE:
-            raise ImportError("backend='numba' needs the numba package (pip install numba)")
-        return "numba"
-    if backend == "auto":
-        return "numba" if (x.device.type == "cpu" and _numba_kernels.AVAILABLE) else "torch"
-    return "torch"
-
-
-def _numba_input(x: torch.Tensor) -> np.ndarray:
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    return x.contiguous().numpy()
-
-
-def class_sums(x: torch.Tensor, codes: torch.Tensor, num_classes: int, backend: str):
-    """Counts (float64), float64 class sums (C×D) and the sum of L2-normalised rows, on x's device."""
-    if backend == "numba":
-        counts, sums, nsum = _numba_kernels.class_sums(_numba_input(x), codes.numpy(), num_classes)
-        return (torch.from_numpy(counts).double(), torch.from_numpy(sums), torch.from_numpy(nsum))
-    xd = x.double()
-    counts = torch.bincount(codes, minlength=num_classes).double()
-    sums = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, device=x.device).index_add_(0, codes, xd)
-    norms = xd.norm(dim=1, keepdim=True)
-    nsum = torch.where(norms > 0, xd / norms.clamp_min(torch.finfo(torch.float64).tiny), 0.0).sum(0)
-    return counts, sums, nsum
-
-
-def residuals(
-    x: torch.Tensor, codes: torch.Tensor, means: torch.Tensor, dtype: torch.dtype, backend: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``R = x − means[codes]`` rounded to ``dtype``, and each row's float64 ‖R_i‖²."""
-    if backend == "numba":
-        out = np.empty(tuple(x.shape), dtype=np.float64 if dtype == torch.float64 else np.float32)
-        row_ss = _numba_kernels.residuals(_numba_input(x), codes.numpy(), means.cpu().numpy(), out)
-        return torch.from_numpy(out), torch.from_numpy(row_ss)
-    r = (x.double() - means[codes]).to(dtype)
-    return r, r.double().pow(2).sum(1)
 
 
 class ClassStatistics:
@@ -212,7 +167,8 @@ class ClassStatistics:
     def update(self, features: Any, labels: Any) -> "ClassStatistics":
         """Add a batch. ``features`` (n×D, any float dtype, numpy or torch, any device); ``labels``
         integers in ``[0, num_classes)``. Returns ``self``."""
-        x = check_features(features, device=self._device)
+        # NaN/inf are found in the float64 row norms of the residuals (no separate pass over the data).
+        x = check_features(features, device=self._device, check_finite=False)
         if self.dim is None:
             self.dim = x.shape[1]
         elif x.shape[1] != self.dim:
@@ -229,12 +185,19 @@ class ClassStatistics:
         codes = enc.codes.cpu() if backend == "numba" else enc.codes
         counts, sums, nsum = class_sums(x, codes, self.num_classes, backend)
         means = sums / counts.clamp_min(1)[:, None]
-        r, row_ss = residuals(x, codes, means, compute_dtype(self.precision), backend)
-        class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=row_ss.device)
-        class_ss.index_add_(0, codes.to(row_ss.device), row_ss)
-        scatter = None
-        if self.track_scatter:
-            scatter = (r.T @ r).double()
+        dtype = compute_dtype(self.precision)
+        d = x.shape[1]
+        rows = min(chunk_rows(d, x.device), x.shape[0])
+        keep = "residuals" if self.track_scatter else "norms"
+        work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend, keep=keep)
+        class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=means.device)
+        scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
+        for lo in range(0, x.shape[0], rows):
+            r, _, row_ss = work(x[lo : lo + rows], codes[lo : lo + rows])
+            require_finite(row_ss, x)
+            class_ss.index_add_(0, codes[lo : lo + rows].to(means.device), row_ss.to(means.device))
+            if scatter is not None:
+                add_scatter(scatter, r)
         dev = self.device
         self._combine(
             counts.to(dev), means.to(dev), class_ss.to(dev), None if scatter is None else scatter.to(dev), nsum.to(dev)

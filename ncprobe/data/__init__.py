@@ -3,8 +3,15 @@
 Entry points
 ------------
 * :func:`load_dataset` — one of the 11 CoOp benchmark datasets or an ImageNet variant, with
-  CoOp's few-shot sampling (same seed ⇒ same images), base/new split and optional imbalance.
+  CoOp's few-shot sampling (Dassl's algorithm and random stream: the same seed draws the same images
+  as CoOp when the items are listed in CoOp's order — always for datasets read from split files,
+  for ImageNet only with CoOp's ``preprocessed.pkl``; see :func:`load_dataset`), base/novel split and
+  optional imbalance.
 * :func:`load_image_folder` — the same protocol on any class-per-folder tree.
+* :class:`FewShotManifest` — the portable record of a run's selected images:
+  ``ds.to_manifest().to_json(path)`` (or :func:`export_manifest`) writes it,
+  ``load_dataset(name, root, manifest=path)`` or ``load_manifest(path).load_dataset(root)`` starts a
+  run from it.
 * :class:`ImageItemDataset` with :func:`build_train_transform` / :func:`build_test_transform`.
 * :data:`CUSTOM_TEMPLATES`, :data:`IMAGENET_TEMPLATES`, :func:`format_prompts`.
 
@@ -14,14 +21,18 @@ Sources are named in each module: ``KaiyangZhou/Dassl.pytorch`` and ``KaiyangZho
 from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, base_novel_labels, subsample_classes
 from ncprobe.data.errors import (
     ClassNameMismatchError,
+    CorruptFileError,
     DatasetLayoutError,
+    FewShotFileError,
     FewShotWarning,
+    ManifestMismatchError,
     SplitFileError,
     UnknownDatasetError,
 )
 from ncprobe.data.fewshot import (
     VAL_SHOTS_CAP,
     FewShotResult,
+    check_num_shots,
     generate_fewshot_dataset,
     load_or_sample_fewshot,
     sample_fewshot,
@@ -48,6 +59,13 @@ from ncprobe.data.imbalance import (
     imbalance_counts,
 )
 from ncprobe.data.items import Item, class_counts, classnames_from_splits, listdir_nohidden, split_by_label
+from ncprobe.data.manifest import (
+    MANIFEST_FORMAT,
+    FewShotManifest,
+    export_manifest,
+    fewshot_manifest_path,
+    load_manifest,
+)
 from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.registry import (
     BENCHMARK_11,
@@ -105,6 +123,13 @@ __all__ = [
     "load_or_sample_fewshot",
     "read_coop_pickle",
     "FewShotResult",
+    "check_num_shots",
+    # manifests
+    "MANIFEST_FORMAT",
+    "FewShotManifest",
+    "export_manifest",
+    "fewshot_manifest_path",
+    "load_manifest",
     # base/novel
     "SUBSAMPLE_CHOICES",
     "base_novel_labels",
@@ -138,4 +163,7 @@ __all__ = [
     "ClassNameMismatchError",
     "UnknownDatasetError",
     "FewShotWarning",
+    "CorruptFileError",
+    "FewShotFileError",
+    "ManifestMismatchError",
 ]

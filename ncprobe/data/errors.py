@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ncprobe._io import CorruptFileError
+
 __all__ = [
+    "CorruptFileError",
+    "FewShotFileError",
+    "ManifestMismatchError",
     "DatasetLayoutError",
     "SplitFileError",
     "ClassNameMismatchError",
@@ -61,3 +66,20 @@ class UnknownDatasetError(ValueError):
 
 class FewShotWarning(UserWarning):
     """Some classes have fewer images than ``num_shots``; what was done about it is in the message."""
+
+
+class FewShotFileError(CorruptFileError):
+    """A few-shot file is truncated, damaged, edited, or of another kind; the message names the file.
+
+    Raised for CoOp's ``split_fewshot/shot_K-seed_S.pkl``, ncprobe's cached draws and
+    :class:`~ncprobe.data.FewShotManifest` files. ``path`` and ``problem`` are attributes
+    (see :class:`ncprobe._io.CorruptFileError`).
+    """
+
+
+class ManifestMismatchError(ValueError):
+    """A valid few-shot manifest does not fit the data it is applied to.
+
+    Another dataset, other class names, images that the dataset's split does not list, a different
+    test split, or image files whose bytes differ from the recorded hashes.
+    """

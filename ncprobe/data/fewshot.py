@@ -14,15 +14,23 @@ Source semantics (``KaiyangZhou/Dassl.pytorch``, ``dassl/data/datasets/base_data
    random numbers when ``repeat=False``.
 4. CoOp samples ``train`` with K shots, then ``val`` with ``min(K, 4)`` shots from the **same**
    stream; ImageNet (val = test) samples ``train`` only.
-5. The result is cached at ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.pkl`` and reused
-   whenever that file exists (the cache key has no ``subsample``: base and new share it).
+5. CoOp caches the result at ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.pkl`` and reuses
+   it whenever that file exists (the cache key has no ``subsample``: base and novel share it).
 
-The cache files themselves (ncprobe's and CoOp's formats) are handled by
-:mod:`ncprobe.data.fewshot_cache`.
+Caching here (:func:`load_or_sample_fewshot`): CoOp's pkl is read when it exists (so a run next to
+a CoOp run uses CoOp's exact images); otherwise ncprobe's own JSON manifest
+``split_fewshot/ncprobe_shot_{K}-seed_{S}[-repeat].json`` is read or written. ncprobe never writes
+CoOp's file name. File formats: :mod:`ncprobe.data.fewshot_cache` and :mod:`ncprobe.data.manifest`.
+
+Validation: ``num_shots`` must be a whole number (``0`` = every image in the data-set entry points;
+Dassl's ``-1`` for "all" is rejected there, since a negative count is more often a bug than a
+convention) and ``seed`` an integer; floats such as ``16.5`` are rejected everywhere rather than
+truncated.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import warnings
@@ -33,9 +41,12 @@ from typing import Sequence
 from ncprobe.data.errors import FewShotWarning
 from ncprobe.data.fewshot_cache import fewshot_cache_path, load_fewshot_cache, save_fewshot_cache
 from ncprobe.data.items import Item, split_by_label
+from ncprobe.data.manifest import fewshot_manifest_path, relative_image_path
 
 __all__ = [
     "VAL_SHOTS_CAP",
+    "check_num_shots",
+    "check_seed",
     "generate_fewshot_dataset",
     "sample_fewshot",
     "FewShotResult",
@@ -44,6 +55,35 @@ __all__ = [
 
 #: CoOp samples the validation split with ``min(num_shots, VAL_SHOTS_CAP)`` shots.
 VAL_SHOTS_CAP = 4
+
+
+def check_num_shots(num_shots: object, *, minimum: int = 0) -> int:
+    """``num_shots`` as an ``int`` if it is a whole number ``>= minimum``, else a ``ValueError``/``TypeError``.
+
+    Booleans and floats (even ``16.0``) are refused: a fractional shot count is a bug, not a request.
+    """
+    if isinstance(num_shots, bool):
+        raise TypeError(f"num_shots must be a whole number of images per class, got {num_shots!r}")
+    try:
+        value = operator.index(num_shots)
+    except TypeError:
+        raise TypeError(
+            f"num_shots must be a whole number of images per class, got {num_shots!r} ({type(num_shots).__name__})"
+        ) from None
+    if value < minimum:
+        hint = " (0 = every image; Dassl's -1 for 'all' is written 0 here)" if minimum == 0 else ""
+        raise ValueError(f"num_shots must be >= {minimum}{hint}, got {value}")
+    return value
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an ``int`` (Dassl's ``set_random_seed`` takes integers), else a ``TypeError``."""
+    if isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    try:
+        return operator.index(seed)
+    except TypeError:
+        raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})") from None
 
 
 def generate_fewshot_dataset(
@@ -56,7 +96,7 @@ def generate_fewshot_dataset(
     items:
         The full split, in the order the reader produced it (order matters for the draw).
     num_shots:
-        Shots per class; ``< 1`` returns ``list(items)`` unchanged (Dassl).
+        Shots per class, a whole number; ``< 1`` returns ``list(items)`` unchanged (Dassl).
     rng:
         The random stream, consumed in place (pass the same instance for train then val).
     repeat:
@@ -71,6 +111,7 @@ def generate_fewshot_dataset(
     list of Item
         Classes in first-appearance order, each class's draw in ``random.sample`` order.
     """
+    num_shots = check_num_shots(num_shots, minimum=-(2**63))
     if num_shots < 1:
         return list(items)
     out: list[Item] = []
@@ -118,7 +159,8 @@ def sample_fewshot(
     -------
     (train_fewshot, val_fewshot or None)
     """
-    rng = random.Random(seed)
+    num_shots = check_num_shots(num_shots, minimum=1)
+    rng = random.Random(check_seed(seed))
     new_train = generate_fewshot_dataset(train, num_shots=num_shots, rng=rng, repeat=repeat, split="train")
     if val is None:
         return new_train, None
@@ -136,7 +178,8 @@ class FewShotResult:
     train, val:
         The K-shot splits (``val`` is ``None`` when it was not sampled).
     cache_path:
-        The pkl file consulted/written, or ``None`` when caching was off.
+        The cache file read (CoOp's pkl or ncprobe's JSON manifest) or written (ncprobe's manifest),
+        or ``None`` when caching was off.
     from_cache:
         Whether the items were read from ``cache_path``.
     cache_format:
@@ -148,6 +191,27 @@ class FewShotResult:
     cache_path: Path | None
     from_cache: bool
     cache_format: str | None = None
+
+    def __repr__(self) -> str:
+        val = "None" if self.val is None else f"{len(self.val)} items"
+        return (
+            f"FewShotResult(train={len(self.train)} items, val={val}, cache_path={self.cache_path}, "
+            f"from_cache={self.from_cache}, cache_format={self.cache_format!r})"
+        )
+
+
+def _stale(cached_train: Sequence[Item], cached_val: Sequence[Item] | None, train, val, root: Path) -> str:
+    """Why a cached draw does not belong to these full splits ("" when it does)."""
+    for split, got, full in (("train", cached_train, train), ("val", cached_val, val)):
+        if got is None or full is None:
+            continue
+        known = {(relative_image_path(it.impath, root) or it.impath, it.label) for it in full}
+        missing = [it for it in got if (relative_image_path(it.impath, root) or it.impath, it.label) not in known]
+        if missing:
+            return (
+                f"{len(missing)} of its {split} images are not in the current {split} split (e.g. {missing[0].impath})"
+            )
+    return ""
 
 
 def load_or_sample_fewshot(
@@ -161,16 +225,20 @@ def load_or_sample_fewshot(
     fewshot_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
 ) -> FewShotResult:
-    """CoOp's cached few-shot step: reuse ``shot_{K}-seed_{seed}.pkl`` if present, else sample and save.
+    """The cached few-shot step: reuse CoOp's or ncprobe's cache file if present, else sample and save.
+
+    Order: (1) CoOp's ``shot_{K}-seed_{seed}.pkl`` in the cache folder, when it exists, exactly as
+    CoOp would read it (an old ncprobe pickle under that name is ignored with a warning);
+    (2) ncprobe's ``ncprobe_shot_{K}-seed_{seed}[-repeat].json`` manifest; (3) sample, and write (2).
 
     Parameters
     ----------
     train, val:
         Full splits; ``val=None`` when the dataset's val is its test set (ImageNet) or absent.
     num_shots, seed, repeat:
-        See :func:`sample_fewshot`.
+        See :func:`sample_fewshot`. ``num_shots=0`` keeps every image (and caches nothing).
     dataset_dir:
-        The dataset folder (``$DATA/<name>``).
+        The dataset folder (``$DATA/<name>``); cached paths are relative to it.
     fewshot_dir:
         Cache folder; default ``<dataset_dir>/split_fewshot`` as in CoOp.
     use_cache:
@@ -180,40 +248,64 @@ def load_or_sample_fewshot(
     -------
     FewShotResult
 
+    Raises
+    ------
+    FewShotFileError
+        A cache file exists but is truncated, damaged or foreign (the message names the file; delete
+        it to sample again).
+
     Notes
     -----
-    An ncprobe cache whose recorded ``num_shots``/``seed``/``repeat`` differ from the request is
-    resampled and overwritten. A CoOp cache is trusted as CoOp trusts it; if it lacks a split that
-    is needed here, that draw is redone in memory and the CoOp file is left untouched. A cache
-    folder that cannot be written (read-only data) only triggers a warning.
+    An ncprobe manifest whose recorded ``num_shots``/``seed``/``repeat`` differ from its name, or
+    whose images are no longer all in the current splits (the split file changed), is stale: it is
+    resampled and overwritten, with a warning. A CoOp cache is trusted as CoOp trusts it; if it
+    lacks a split that is needed here, that draw is redone in memory and the CoOp file is left
+    untouched. A cache folder that cannot be written (read-only data) only triggers a warning.
     """
+    num_shots = check_num_shots(num_shots)
+    seed = check_seed(seed)
     dataset_dir = Path(dataset_dir)
     if num_shots < 1:
         return FewShotResult(list(train), None if val is None else list(val), None, False)
-    cache_path = None
+    own_path = None
     if use_cache:
         folder = Path(fewshot_dir) if fewshot_dir is not None else dataset_dir / "split_fewshot"
-        cache_path = fewshot_cache_path(folder, num_shots=num_shots, seed=seed)
-        if cache_path.is_file():
-            cached = load_fewshot_cache(cache_path, dataset_dir=dataset_dir)
-            complete = val is None or cached["val"] is not None
-            meta = cached["meta"]
-            if cached["format"] == "ncprobe":
-                fresh = (meta["num_shots"], meta["seed"], meta["repeat"]) == (num_shots, seed, repeat)
-            else:
-                fresh = True
-            if fresh and complete:
-                cached_val = cached["val"] if val is not None else None
-                return FewShotResult(cached["train"], cached_val, cache_path, True, cached["format"])
+        coop_path = fewshot_cache_path(folder, num_shots=num_shots, seed=seed)
+        if coop_path.is_file():
+            cached = load_fewshot_cache(coop_path, dataset_dir=dataset_dir)
             if cached["format"] == "dassl":
-                warnings.warn(f"CoOp cache {cache_path} has no 'val' split; sampling again in memory", stacklevel=2)
+                if val is None or cached["val"] is not None:
+                    cached_val = cached["val"] if val is not None else None
+                    return FewShotResult(cached["train"], cached_val, coop_path, True, "dassl")
+                warnings.warn(f"CoOp cache {coop_path} has no 'val' split; sampling again in memory", stacklevel=2)
                 new_train, new_val = sample_fewshot(train, val, num_shots=num_shots, seed=seed, repeat=repeat)
-                return FewShotResult(new_train, new_val, cache_path, False)
+                return FewShotResult(new_train, new_val, coop_path, False)
+            warnings.warn(
+                f"{coop_path} was written by an older ncprobe in its own format under CoOp's file name; CoOp, "
+                "MaPLe and Craft crash when they unpickle it. Ignoring it (ncprobe now caches in "
+                "ncprobe_shot_*.json); please delete it.",
+                stacklevel=2,
+            )
+        own_path = fewshot_manifest_path(folder, num_shots=num_shots, seed=seed, repeat=repeat)
+        if own_path.is_file():
+            cached = load_fewshot_cache(own_path, dataset_dir=dataset_dir)
+            meta = cached["meta"]
+            settings = (meta["num_shots"], meta["seed"], meta["repeat"], meta["subsample"])
+            why = ""
+            if settings != (num_shots, seed, repeat, "all"):
+                why = f"it records num_shots/seed/repeat/subsample = {settings}"
+            elif (val is None) != (cached["val"] is None):
+                why = "its val split does not match this dataset's (separate val or none)"
+            else:
+                why = _stale(cached["train"], cached["val"], train, val, dataset_dir)
+            if not why:
+                return FewShotResult(cached["train"], cached["val"], own_path, True, "ncprobe")
+            warnings.warn(f"few-shot cache {own_path} is stale ({why}); sampling again and replacing it", stacklevel=2)
     new_train, new_val = sample_fewshot(train, val, num_shots=num_shots, seed=seed, repeat=repeat)
-    if cache_path is not None:
+    if own_path is not None and new_train:
         try:
             save_fewshot_cache(
-                cache_path,
+                own_path,
                 new_train,
                 new_val,
                 num_shots=num_shots,
@@ -222,5 +314,7 @@ def load_or_sample_fewshot(
                 dataset_dir=dataset_dir,
             )
         except OSError as exc:
-            warnings.warn(f"could not write few-shot cache {cache_path}: {exc}", stacklevel=2)
-    return FewShotResult(new_train, new_val, cache_path, False)
+            warnings.warn(f"could not write few-shot cache {own_path}: {exc}", stacklevel=2)
+        except ValueError as exc:  # images outside the dataset folder cannot be recorded relative to it
+            warnings.warn(f"not caching the few-shot draw in {own_path}: {exc}", stacklevel=2)
+    return FewShotResult(new_train, new_val, own_path, False)

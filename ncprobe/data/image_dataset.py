@@ -7,6 +7,7 @@ returning ``(image_tensor, label)``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -20,6 +21,7 @@ from ncprobe.data.base_novel import Subsample
 from ncprobe.data.errors import ClassNameMismatchError, DatasetLayoutError
 from ncprobe.data.imbalance import ImbalanceSpec
 from ncprobe.data.items import Item, listdir_nohidden
+from ncprobe.data.manifest import FewShotManifest
 from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.splits import read_and_split_data
 from ncprobe.data.transforms import build_test_transform
@@ -70,6 +72,9 @@ class ImageItemDataset(Dataset):
     transform:
         Callable on a PIL RGB image; default :func:`~ncprobe.data.transforms.build_test_transform`
         (224 px, CLIP normalisation).
+
+    Feature caches identify the dataset by :attr:`cache_id` (no image is decoded for it beyond
+    three probes).
     """
 
     def __init__(self, items: Sequence[Item], *, transform: Callable | None = None) -> None:
@@ -78,6 +83,47 @@ class ImageItemDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __repr__(self) -> str:
+        n_cls = len({item.label for item in self.items})
+        return f"ImageItemDataset({len(self.items)} images, {n_cls} classes, transform={type(self.transform).__name__})"
+
+    @property
+    def cache_id(self) -> dict:
+        """Identity for :func:`ncprobe.models.features.extract_features`'s cache.
+
+        A digest of every item's path, label, file size and modification time (so a different
+        selection, relabelling or an image rewritten in place gives a new identity), the
+        transform's ``repr`` (sizes, interpolation, normalisation), and digests of the transformed
+        first, middle and last images: a random transform (training augmentation) makes those
+        differ on every call, so such features are never reused from the cache.
+        """
+        digest = hashlib.sha256()
+        for item in self.items:
+            try:
+                st = os.stat(item.impath)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stamp = "missing"
+            digest.update(f"{item.impath}\t{item.label}\t{stamp}\n".encode())
+        n = len(self.items)
+        probes = []
+        for i in sorted({0, n // 2, n - 1}) if n else []:
+            image = self[i][0]
+            if isinstance(image, torch.Tensor):
+                t = image.detach().cpu().contiguous()
+                probes.append(
+                    f"{t.dtype}{tuple(t.shape)}:"
+                    + hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy()).hexdigest()[:16]
+                )
+            else:
+                probes.append(repr(image))
+        return {
+            "class": "ncprobe.data.ImageItemDataset",
+            "items": digest.hexdigest(),
+            "transform": repr(self.transform),
+            "probes": probes,
+        }
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.items[index]
@@ -196,16 +242,22 @@ def load_image_folder(
     split_seed: int = 1,
     sort_listing: bool = True,
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    manifest: FewShotManifest | str | os.PathLike | None = None,
 ) -> PreparedDataset:
     """Any class-per-folder image tree as a :class:`~ncprobe.data.pipeline.PreparedDataset`.
 
     Same protocol as :func:`ncprobe.data.load_dataset` (few-shot with the
-    ``<root>/split_fewshot`` cache, base/new, imbalance); reading options as in
-    :func:`read_image_folder`. ``name`` defaults to the folder name, ``template`` to
-    ``"a photo of a {}."``.
+    ``<root>/split_fewshot`` cache, base/novel, imbalance, ``manifest=``); reading options as in
+    :func:`read_image_folder`. ``name`` defaults to the folder name (or the manifest's dataset
+    name), ``template`` to ``"a photo of a {}."`` (or the manifest's).
     """
     raw = read_image_folder(root, split=split, split_seed=split_seed, sort_listing=sort_listing, extensions=extensions)
     root = Path(root)
+    if manifest is not None and not isinstance(manifest, FewShotManifest):
+        manifest = FewShotManifest.from_json(manifest)
+    if manifest is not None:
+        name = name or manifest.dataset
+        template = manifest.template if manifest.template is not None and template == "a photo of a {}." else template
     return prepare_dataset(
         raw,
         name=name or root.name,
@@ -218,4 +270,5 @@ def load_image_folder(
         repeat=repeat,
         fewshot_dir=fewshot_dir,
         use_cache=use_cache,
+        manifest=manifest,
     )

@@ -1,7 +1,7 @@
 """Class-imbalanced training sets, carved out of a (few-shot) training split.
 
 The NPT paper evaluates prompt tuning "under class imbalance" but its construction is not public
-(``/work/shared/reference/methods-and-protocols.md`` §8, open question 2). ncprobe therefore uses
+(the reference notes on methods and protocols, §8, open question 2). ncprobe therefore uses
 the two standard long-tail profiles of the imbalance literature (Cao et al., LDAM, NeurIPS 2019;
 Cui et al., CVPR 2019), applied **after** few-shot sampling by subsampling each class's shots:
 
@@ -130,7 +130,7 @@ def imbalance_counts(num_classes: int, *, n_max: int, ratio: float, profile: Pro
     return [n_max] * (num_classes - n_minor) + [n_low] * n_minor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ImbalanceResult:
     """Output of :func:`apply_imbalance`. Arrays are indexed like ``labels`` (sorted label ids).
 
@@ -156,6 +156,14 @@ class ImbalanceResult:
     target_counts: np.ndarray
     counts: np.ndarray
     groups: np.ndarray
+
+    def __repr__(self) -> str:
+        return (
+            f"ImbalanceResult({len(self.items)} items, {len(self.labels)} classes, counts "
+            f"{int(self.counts.max(initial=0))}..{int(self.counts.min(initial=self.counts.max(initial=0)))}, groups "
+            + ", ".join(f"{g}={int((self.groups == g).sum())}" for g in GROUP_NAMES)
+            + ")"
+        )
 
 
 def apply_imbalance(

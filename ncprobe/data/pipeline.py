@@ -5,12 +5,18 @@ optional imbalance step):
 
 1. read the full train/val/test lists (split file or reader) and check the class names agree;
 2. K-shot sampling with the ``split_fewshot`` cache (:mod:`ncprobe.data.fewshot`);
-3. base/new class subsampling (:mod:`ncprobe.data.base_novel`);
+3. base/novel class subsampling (:mod:`ncprobe.data.base_novel`);
 4. optional class imbalance of the training split (:mod:`ncprobe.data.imbalance`).
+
+With a :class:`~ncprobe.data.FewShotManifest` (``manifest=``), steps 2–4 are replaced by the
+manifest's recorded selection, checked against the full splits of step 1
+(:func:`ncprobe.data.manifest.resolve_manifest`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,9 +24,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, Subsample, subsample_classes
-from ncprobe.data.fewshot import load_or_sample_fewshot
+from ncprobe.data.fewshot import check_num_shots, check_seed, load_or_sample_fewshot
 from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec, apply_imbalance
 from ncprobe.data.items import Item, class_counts, classnames_from_splits
+from ncprobe.data.manifest import FewShotManifest, load_manifest, resolve_manifest
 from ncprobe.data.templates import format_prompts
 
 __all__ = ["ValMode", "RawSplits", "PreparedDataset", "prepare_dataset"]
@@ -54,8 +61,14 @@ class RawSplits:
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (
+            f"RawSplits(train={len(self.train)}, val={len(self.val)}, test={len(self.test)} items, "
+            f"val_mode={self.val_mode!r}, source={self.source!r})"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class PreparedDataset:
     """A dataset ready for prompt tuning: item lists, class names in label order, and its template.
 
@@ -66,7 +79,7 @@ class PreparedDataset:
     dataset_dir:
         The dataset folder (``$DATA/<folder>``).
     train, val, test:
-        Item lists after few-shot sampling, base/new subsampling and imbalance. For ImageNet
+        Item lists after few-shot sampling, base/novel subsampling and imbalance. For ImageNet
         ``val`` **is** ``test`` (CoOp evaluates on the official val set); for the test-only
         ImageNet variants ``val`` is empty.
     classnames:
@@ -76,11 +89,21 @@ class PreparedDataset:
     num_shots, seed, subsample:
         The protocol settings used (``num_shots=0``: all images).
     fewshot_cache:
-        The ``split_fewshot`` pkl used, or ``None``.
+        The few-shot cache file read or written (CoOp's ``shot_K-seed_S.pkl`` or ncprobe's
+        ``ncprobe_shot_K-seed_S.json``), the manifest applied, or ``None``.
     imbalance:
         The :class:`~ncprobe.data.imbalance.ImbalanceResult` when an imbalance was applied.
     extra:
         Reader metadata (``"wnids"``, ``"imagenet_indices"`` for the ImageNet variants, ...).
+    val_mode:
+        How ``val`` was formed (:data:`ValMode`).
+    repeat:
+        The few-shot ``repeat`` setting used.
+    imbalance_spec:
+        The :class:`~ncprobe.data.ImbalanceSpec` applied (its ``seed`` resolved), or ``None``.
+
+    The ``repr`` is one line of counts and settings (the item lists can hold millions of entries);
+    :meth:`to_manifest` records exactly which images were selected.
     """
 
     name: str
@@ -96,6 +119,26 @@ class PreparedDataset:
     fewshot_cache: Path | None = None
     imbalance: ImbalanceResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    val_mode: ValMode = "separate"
+    repeat: bool = False
+    imbalance_spec: ImbalanceSpec | None = None
+
+    def __repr__(self) -> str:
+        shots = "all" if self.num_shots == 0 else self.num_shots
+        val = "= test" if self.val_mode == "test" and self.val is self.test else len(self.val)
+        imb = ""
+        if self.imbalance_spec is not None:
+            imb = f", imbalance={self.imbalance_spec.profile} ρ={self.imbalance_spec.ratio:g}"
+        return (
+            f"PreparedDataset(name={self.name!r}, classes={self.num_classes}, train={len(self.train)}, "
+            f"val={val}, test={len(self.test)}, shots={shots}, seed={self.seed}, subsample={self.subsample!r}"
+            f"{imb}, dataset_dir='{self.dataset_dir}')"
+        )
+
+    def to_manifest(self, root: str | os.PathLike | None = None, *, hash_files: bool = False) -> FewShotManifest:
+        """The :class:`~ncprobe.data.FewShotManifest` of this dataset's train/val selection
+        (:meth:`FewShotManifest.from_dataset`); ``.to_json(path)`` writes it."""
+        return FewShotManifest.from_dataset(self, root, hash_files=hash_files)
 
     @property
     def num_classes(self) -> int:
@@ -134,6 +177,7 @@ def prepare_dataset(
     repeat: bool = False,
     fewshot_dir: str | Path | None = None,
     use_cache: bool = True,
+    manifest: FewShotManifest | str | os.PathLike | None = None,
 ) -> PreparedDataset:
     """Run the CoOp pipeline (module docstring) on a reader's output.
 
@@ -144,16 +188,21 @@ def prepare_dataset(
     name, dataset_dir, template:
         Copied to the result; ``dataset_dir`` also anchors the few-shot cache.
     num_shots:
-        Shots per class for ``train`` (and ``min(num_shots, 4)`` for a separate ``val``);
-        ``0`` keeps every image.
+        Shots per class for ``train`` (and ``min(num_shots, 4)`` for a separate ``val``); a whole
+        number, ``0`` keeps every image.
     seed:
         Few-shot seed (CoOp's ``--seed``; papers use 1, 2, 3) and default imbalance seed.
     subsample:
-        ``"all"``, ``"base"`` or ``"new"``.
+        ``"all"``, ``"base"`` or ``"novel"``.
     imbalance:
         Applied to ``train`` after subsampling, so ``ρ`` spans exactly the trained classes.
     repeat, fewshot_dir, use_cache:
         See :func:`ncprobe.data.fewshot.load_or_sample_fewshot`.
+    manifest:
+        A :class:`~ncprobe.data.FewShotManifest` or its JSON path: train/val are the manifest's
+        images (checked against ``raw``), and ``num_shots``/``seed``/``subsample``/``imbalance``/
+        ``repeat`` come from it. Passing one of those with a value other than its default and
+        other than the manifest's raises ``ValueError``.
 
     Returns
     -------
@@ -164,11 +213,33 @@ def prepare_dataset(
     ClassNameMismatchError
         Class names disagree between the splits.
     ValueError
-        ``subsample`` is not ``"all"``, ``"base"`` or ``"new"``.
+        ``subsample`` is not ``"all"``, ``"base"`` or ``"novel"``; ``num_shots`` is negative;
+        settings contradict ``manifest``.
+    TypeError
+        ``num_shots`` or ``seed`` is not a whole number (e.g. ``16.5``).
+    ManifestMismatchError
+        ``manifest`` does not fit ``raw`` (see :func:`ncprobe.data.manifest.resolve_manifest`).
     """
+    num_shots = check_num_shots(num_shots)
+    seed = check_seed(seed)
     if subsample not in SUBSAMPLE_CHOICES:
         raise ValueError(f"subsample must be one of {SUBSAMPLE_CHOICES}, got {subsample!r}")
     classnames_from_splits({"train": raw.train, "val": raw.val, "test": raw.test}, source=raw.source)
+    if manifest is not None:
+        return _prepare_from_manifest(
+            raw,
+            manifest,
+            name=name,
+            dataset_dir=dataset_dir,
+            template=template,
+            requested={
+                "num_shots": num_shots,
+                "seed": seed,
+                "subsample": subsample,
+                "imbalance": imbalance,
+                "repeat": repeat,
+            },
+        )
     sample_val = raw.val if raw.val_mode == "separate" else None
     shots = load_or_sample_fewshot(
         raw.train,
@@ -185,16 +256,17 @@ def prepare_dataset(
     else:
         train, test = subsample_classes(shots.train, raw.test, subsample=subsample)
         val = test if raw.val_mode == "test" else []
-    result = None
+    result, spec = None, None
     if imbalance is not None:
+        spec = dataclasses.replace(imbalance, seed=seed if imbalance.seed is None else imbalance.seed)
         result = apply_imbalance(
             train,
-            profile=imbalance.profile,
-            ratio=imbalance.ratio,
-            seed=seed if imbalance.seed is None else imbalance.seed,
-            mu=imbalance.mu,
-            n_max=imbalance.n_max,
-            group_method=imbalance.group_method,
+            profile=spec.profile,
+            ratio=spec.ratio,
+            seed=spec.seed,
+            mu=spec.mu,
+            n_max=spec.n_max,
+            group_method=spec.group_method,
         )
         train = result.items
     classnames = classnames_from_splits({"train": train, "val": val, "test": test}, source=raw.source)
@@ -206,10 +278,66 @@ def prepare_dataset(
         test=test,
         classnames=classnames,
         template=template,
-        num_shots=max(num_shots, 0),
+        num_shots=num_shots,
         seed=seed if num_shots >= 1 else None,
         subsample=subsample,
         fewshot_cache=shots.cache_path,
         imbalance=result,
         extra=dict(raw.extra),
+        val_mode=raw.val_mode,
+        repeat=bool(repeat),
+        imbalance_spec=spec,
+    )
+
+
+_DEFAULTS = {"num_shots": 0, "seed": 1, "subsample": "all", "imbalance": None, "repeat": False}
+
+
+def _prepare_from_manifest(
+    raw: RawSplits,
+    manifest: FewShotManifest | str | os.PathLike,
+    *,
+    name: str,
+    dataset_dir: str | Path,
+    template: str,
+    requested: dict[str, Any],
+) -> PreparedDataset:
+    path = None
+    if not isinstance(manifest, FewShotManifest):
+        path = Path(manifest)
+        manifest = load_manifest(path)
+    resolved = resolve_manifest(manifest, raw, name=name, dataset_dir=dataset_dir)
+    recorded = {
+        "num_shots": manifest.num_shots,
+        "seed": manifest.seed,
+        "subsample": manifest.subsample,
+        "imbalance": resolved.imbalance_spec,
+        "repeat": manifest.repeat,
+    }
+    clash = [
+        f"{key}={value!r} (manifest: {recorded[key]!r})"
+        for key, value in requested.items()
+        if value != _DEFAULTS[key] and value != recorded[key]
+    ]
+    if clash:
+        raise ValueError(
+            "these settings contradict the manifest, which fixes them: " + ", ".join(clash) + "; omit them"
+        )
+    return PreparedDataset(
+        name=name,
+        dataset_dir=Path(dataset_dir),
+        train=resolved.train,
+        val=resolved.val,
+        test=resolved.test,
+        classnames=list(manifest.classnames),  # resolve_manifest checked them against the splits
+        template=template,
+        num_shots=manifest.num_shots,
+        seed=manifest.seed,
+        subsample=manifest.subsample,
+        fewshot_cache=path,
+        imbalance=resolved.imbalance,
+        extra=dict(raw.extra),
+        val_mode=raw.val_mode,
+        repeat=manifest.repeat,
+        imbalance_spec=resolved.imbalance_spec,
     )

@@ -36,6 +36,7 @@ from ncprobe.data.imagenet_datasets import (
     read_imagenetv2,
 )
 from ncprobe.data.imbalance import ImbalanceSpec
+from ncprobe.data.manifest import FewShotManifest
 from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.templates import CUSTOM_TEMPLATES
 
@@ -154,8 +155,30 @@ def load_dataset(
     split_seed: int = 1,
     sort_listing: bool = True,
     verify_files: bool = False,
+    manifest: FewShotManifest | str | Path | None = None,
 ) -> PreparedDataset:
     """Load a CoOp-benchmark dataset with the protocol used by CoOp, CoCoOp, MaPLe and Craft.
+
+    Same images as CoOp
+    -------------------
+    The few-shot draw is Dassl's algorithm with Dassl's random stream (tested against a mirror of
+    the original code), so ``seed`` selects the same images as CoOp **exactly when the items are
+    listed in the same order**:
+
+    * always for the datasets read from CoOp's ``split_zhou_*.json`` files and for FGVCAircraft's
+      official lists (the files fix the order), given the same split file;
+    * always when CoOp's own ``split_fewshot/shot_K-seed_S.pkl`` is present: it is read as is;
+    * ImageNet: when CoOp's ``preprocessed.pkl`` (its listing, frozen when CoOp first ran) is in the
+      dataset folder; ncprobe reads it. Without it the order comes from the file system: CoOp lists
+      each class folder in raw ``os.listdir`` order, which depends on the file system and even on
+      the individual disk (ext4 hashes names with a per-file-system seed), so it differs between
+      machines. The default ``sort_listing=True`` sorts the names: the same images on every
+      machine, but CoOp's only if its listing happened to be sorted. ``sort_listing=False``
+      reproduces CoOp on the same directory of the same disk only. The ImageNet variants and
+      rebuilt splits (``create_split=True``) follow the same rule.
+
+    To pin a selection across machines regardless of all this, export a manifest
+    (``ds.to_manifest().to_json(path)``) and start later runs from it (``manifest=path``).
 
     Parameters
     ----------
@@ -164,11 +187,12 @@ def load_dataset(
     root:
         The ``$DATA`` folder holding one sub-folder per dataset (CoOp ``DATASET.ROOT``).
     num_shots:
-        K shots per class in train (val: ``min(K, 4)``); ``0`` = all images.
+        K shots per class in train (val: ``min(K, 4)``), a whole number; ``0`` = all images.
     seed:
-        Few-shot seed (CoOp ``--seed``); same seed ⇒ same images as CoOp.
+        Few-shot seed (CoOp ``--seed``, an integer). Same seed ⇒ same images as CoOp only under the
+        conditions above.
     subsample:
-        ``"all"``, ``"base"`` or ``"new"`` (base-to-novel protocol).
+        ``"all"``, ``"base"`` or ``"novel"`` (base-to-novel protocol).
     imbalance:
         Optional :class:`~ncprobe.data.imbalance.ImbalanceSpec` applied to train after few-shot
         sampling and subsampling.
@@ -186,6 +210,11 @@ def load_dataset(
         and rebuilt splits).
     verify_files:
         Check every listed image exists (slow on ImageNet); default checks one per split.
+    manifest:
+        A :class:`~ncprobe.data.FewShotManifest` (or its JSON path) fixing train/val: the run uses
+        exactly its images (checked against this dataset, see
+        :func:`ncprobe.data.manifest.resolve_manifest`); ``num_shots``, ``seed``, ``subsample``,
+        ``imbalance`` and ``repeat`` come from it and must otherwise be left at their defaults.
 
     Returns
     -------
@@ -201,7 +230,13 @@ def load_dataset(
     ClassNameMismatchError
         Class names disagree between splits or with the class-name list.
     ValueError
-        Bad ``subsample`` or imbalance options.
+        Bad ``subsample``, ``num_shots < 0`` or imbalance options; settings that contradict ``manifest``.
+    TypeError
+        ``num_shots`` or ``seed`` is not a whole number (e.g. ``16.5``).
+    FewShotFileError
+        A few-shot cache or the manifest file is damaged (the message names the file).
+    ManifestMismatchError
+        ``manifest`` does not fit this dataset.
     """
     spec = DATASETS[resolve_name(name)]
     root = Path(root).expanduser().resolve()
@@ -230,4 +265,5 @@ def load_dataset(
         repeat=repeat,
         fewshot_dir=fewshot_dir,
         use_cache=use_cache,
+        manifest=manifest,
     )

@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ncprobe._io import atomic_path
+from ncprobe._io import atomic_write_json
 from ncprobe.data.errors import DatasetLayoutError, SplitFileError
 from ncprobe.data.items import Item, listdir_nohidden
 
@@ -64,8 +64,8 @@ def read_split(filepath: str | os.PathLike, path_prefix: str | os.PathLike, *, l
     try:
         with open(filepath, encoding="utf-8") as f:
             split = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise SplitFileError(f"split file {filepath} is not valid JSON: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SplitFileError(f"split file {filepath} is not valid JSON (truncated or damaged?): {exc}") from exc
     if not isinstance(split, Mapping) or not {"train", "val", "test"} <= set(split):
         got = sorted(split) if isinstance(split, Mapping) else type(split).__name__
         raise SplitFileError(f"split file {filepath} must be an object with keys train/val/test; got {got}")
@@ -110,9 +110,7 @@ def save_split(
         return rows
 
     split = {"train": _extract(train), "val": _extract(val), "test": _extract(test)}
-    with atomic_path(filepath) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(split, f, indent=4, separators=(",", ": "))
+    atomic_write_json(filepath, split, indent=4, separators=(",", ": "))
 
 
 def read_and_split_data(

@@ -7,10 +7,15 @@
 * :class:`PromptedCLIP` — frozen CLIP + learner → logits and normalised features.
 * :func:`text_backbone_for` / :func:`encode_image_with_prompts` — the embedding-level text and
   prompted image encoders underneath.
+* :func:`weights_digest` — SHA-256 of a model's current weights (the part of cache keys that says
+  which weights produced a result).
+* :func:`extract_features` / :func:`text_features` (in :mod:`ncprobe.models.features`) — image
+  features of a bundle or a :class:`PromptedCLIP`, with a weight-keyed cache; zero-shot weights.
 """
 
 from .bundle import CLIPBundle
 from .clip import PRECISIONS, PretrainedWeightsUnavailableError, autocast, load_clip, register_model_config
+from .digest import weights_digest
 from .prompt_learners import (
     CLASS_TOKEN_POSITIONS,
     PROMPT_LEARNERS,
@@ -19,6 +24,7 @@ from .prompt_learners import (
     IVLPPromptLearner,
     MaPLePromptLearner,
     PromptLearner,
+    PromptTooLongError,
     build_prompt_learner,
 )
 from .prompted_clip import PromptedCLIP, PromptedCLIPOutput
@@ -44,6 +50,7 @@ __all__ = [
     "PROMPT_LEARNERS",
     "PretrainedWeightsUnavailableError",
     "PromptLearner",
+    "PromptTooLongError",
     "PromptedCLIP",
     "PromptedCLIPOutput",
     "TextBackbone",
@@ -55,4 +62,5 @@ __all__ = [
     "load_clip",
     "register_model_config",
     "text_backbone_for",
+    "weights_digest",
 ]

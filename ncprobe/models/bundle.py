@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import torch
 
+from .digest import weights_digest
+
 __all__ = ["CLIPBundle"]
 
 
@@ -30,6 +32,13 @@ class CLIPBundle:
         The weights: an ``open_clip`` pretrained tag, a local checkpoint path, or ``None`` (random init).
     extra:
         Free-form provenance (e.g. the testbed's build settings); part of the cache key.
+
+    Cache keys
+    ----------
+    ``name``, ``pretrained`` and ``extra`` describe where the weights came from, not what they are:
+    two random initialisations, a model fine-tuned in place and a checkpoint rewritten at the same
+    path all keep them. :meth:`cache_key` therefore adds :meth:`weights_digest`, a hash of the
+    current bytes of every parameter and buffer (see :mod:`ncprobe.models.digest`).
     """
 
     model: torch.nn.Module
@@ -39,9 +48,25 @@ class CLIPBundle:
     pretrained: str | None = None
     extra: dict = field(default_factory=dict)
 
-    def cache_key(self) -> dict:
-        """A JSON-serialisable description of the weights, used to key on-disk feature caches."""
-        return {"name": self.name, "pretrained": str(self.pretrained), **{k: str(v) for k, v in self.extra.items()}}
+    def cache_key(self, *, weights: bool = True) -> dict:
+        """A JSON-serialisable description of the model, used to key on-disk caches.
+
+        Parameters
+        ----------
+        weights:
+            Include ``"weights_digest"``, :meth:`weights_digest` of the whole model (it changes
+            whenever any weight changes). ``False`` gives the provenance only (name, ``pretrained``,
+            ``extra``), for callers that digest a part of the model themselves (feature caches digest
+            the image tower only).
+        """
+        key = {"name": self.name, "pretrained": str(self.pretrained), **{k: str(v) for k, v in self.extra.items()}}
+        if weights:
+            key["weights_digest"] = self.weights_digest()
+        return key
+
+    def weights_digest(self) -> str:
+        """SHA-256 of the model's current parameters and buffers (:func:`ncprobe.models.weights_digest`)."""
+        return weights_digest(self.model)
 
     @property
     def device(self) -> torch.device:

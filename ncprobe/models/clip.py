@@ -34,7 +34,6 @@ client retries for up to about a minute before giving up).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -46,7 +45,7 @@ import open_clip
 import torch
 from open_clip.hf_model import HFTextEncoder
 
-from .._io import atomic_path, cache_dir
+from .._io import atomic_write_json, cache_dir
 from .bundle import CLIPBundle
 
 __all__ = [
@@ -98,8 +97,7 @@ def register_model_config(name: str, config: dict[str, Any], *, folder: str | os
         raise ValueError(f"model config {name!r} lacks the keys {missing} that open_clip requires")
     root = Path(folder) if folder is not None else cache_dir("open_clip_configs")
     path = root / f"{name}.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True, default=os.fspath))  # paths → str
+    atomic_write_json(path, config, indent=2, sort_keys=True, default=os.fspath)  # paths → str
     open_clip.add_model_config(path)  # public API; re-reads every registered config file
     return path
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ncprobe.core.geometry import normalize_rows
 
 from .bundle import CLIPBundle
 from .prompt_learners.base import PromptLearner
-from .prompt_learners.layout import tokenize_ids
+from .prompt_learners.layout import tokenize_ids, tokenizer_layout
 from .text_backbones import TextBackbone
 from .vision_prompts import check_promptable_visual, encode_image_with_prompts
 
@@ -75,9 +76,21 @@ class PromptedCLIP(nn.Module):
     max_prompts_per_pass:
         For conditional learners (CoCoOp): at most this many (image, class) prompts go through the
         text encoder at once (images are processed in chunks); results do not depend on it.
+    trim_padding:
+        Cut class prompts after their last non-padding token when the text tower cannot see padding
+        (see :meth:`_encode_prompts`): mathematically the same features, computed on a fraction of the
+        sequence. Float rounding may differ slightly (sums reordered); ``False`` reproduces
+        ``model.encode_text`` bit for bit.
     """
 
-    def __init__(self, bundle: CLIPBundle, prompt_learner: PromptLearner, *, max_prompts_per_pass: int = 4096):
+    def __init__(
+        self,
+        bundle: CLIPBundle,
+        prompt_learner: PromptLearner,
+        *,
+        max_prompts_per_pass: int = 4096,
+        trim_padding: bool = True,
+    ):
         super().__init__()
         if prompt_learner.bundle.model is not bundle.model:
             raise ValueError("the prompt learner was built on a different CLIP model")
@@ -89,6 +102,8 @@ class PromptedCLIP(nn.Module):
         self.clip.eval()
         self.prompt_learner = prompt_learner
         self.max_prompts_per_pass = int(max_prompts_per_pass)
+        self.trim_padding = bool(trim_padding)
+        self._length: int | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -124,7 +139,7 @@ class PromptedCLIP(nn.Module):
             feats = self.clip.encode_image(images.to(_input_dtype(visual)))
         else:
             feats = encode_image_with_prompts(visual, images, shallow=shallow, deep=deep)
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
 
     def encode_text(self, image_features: torch.Tensor | None = None, *, normalize: bool = True) -> torch.Tensor:
         """Class text features from the learned prompts.
@@ -152,16 +167,35 @@ class PromptedCLIP(nn.Module):
                 for i in range(0, image_features.shape[0], step)
             ]
             feats = torch.cat(chunks, dim=0)
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
+
+    def _active_length(self) -> int:
+        """Sequence length the class prompts need: up to their last non-padding token, when the text tower
+        cannot see what follows (:attr:`TextBackbone.padding_invisible`); the full context otherwise."""
+        ids = self.prompt_learner.token_ids
+        if not (self.trim_padding and self.backbone.padding_invisible):
+            return ids.shape[1]
+        pad = tokenizer_layout(self.bundle.tokenizer).pad_id
+        used = (ids != pad).any(0).nonzero()
+        return int(used.max()) + 1 if len(used) else ids.shape[1]
 
     def _encode_prompts(self, prompts: torch.Tensor) -> torch.Tensor:
-        """Encode prompt embeddings ``(n_cls, L, D)`` or ``(B, n_cls, L, D)`` (unnormalised)."""
+        """Encode prompt embeddings ``(n_cls, L, D)`` or ``(B, n_cls, L, D)`` (unnormalised).
+
+        Prompts are cut to :meth:`_active_length` first: the padding CoOp-style prompts carry up to the
+        context length (77 for CLIP) is invisible to the pooled feature, so cutting it changes nothing but
+        the cost (several times less work per step for typical prompts).
+        """
         learner = self.prompt_learner
         deep, start = learner.deep_text_prompts(), learner.ctx_start
+        if self._length is None:
+            self._length = self._active_length()
+        n = self._length
+        prompts = prompts[..., :n, :]
         if prompts.dim() == 3:
-            return self.backbone.encode(prompts, learner.token_ids, deep_prompts=deep, deep_start=start)
+            return self.backbone.encode(prompts, learner.token_ids[:, :n], deep_prompts=deep, deep_start=start)
         b, c = prompts.shape[:2]
-        ids = learner.token_ids.repeat(b, 1)
+        ids = learner.token_ids[:, :n].repeat(b, 1)
         flat = self.backbone.encode(prompts.flatten(0, 1), ids, deep_prompts=deep, deep_start=start)
         return flat.view(b, c, -1)
 
@@ -189,7 +223,7 @@ class PromptedCLIP(nn.Module):
             deep_prompts=learner.deep_text_prompts(),
             deep_start=learner.ctx_start,
         )
-        return F.normalize(feats, dim=-1) if normalize else feats
+        return normalize_rows(feats) if normalize else feats
 
     def compute_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """``logit_scale · image @ textᵀ`` (+ ``logit_bias`` if the model has one); per image for 3-D text."""
@@ -231,5 +265,7 @@ class PromptedCLIP(nn.Module):
     def with_classnames(self, classnames: Sequence[str]) -> "PromptedCLIP":
         """A wrapper for other class names sharing the CLIP model and the learned prompts (base → novel)."""
         learner = self.prompt_learner.with_classnames(classnames)
-        model = PromptedCLIP(self.bundle, learner, max_prompts_per_pass=self.max_prompts_per_pass)
+        model = PromptedCLIP(
+            self.bundle, learner, max_prompts_per_pass=self.max_prompts_per_pass, trim_padding=self.trim_padding
+        )
         return model.train(self.training)

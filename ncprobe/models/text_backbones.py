@@ -127,6 +127,13 @@ class TextBackbone(abc.ABC):
         """Text features of plain token ids (equals ``model.encode_text`` when no deep prompts are given)."""
         return self.encode(self.embed_tokens(token_ids), token_ids, **kwargs)
 
+    @property
+    def padding_invisible(self) -> bool:
+        """Whether tokens after the last non-padding token cannot change the pooled output (a causal or
+        padding mask hides them, and pooling never reads them). Then prompts may be cut to the longest one
+        in a batch — the same features from a fraction of the sequence (``PromptedCLIP`` does)."""
+        return False
+
 
 class NativeTextBackbone(TextBackbone):
     """The ``open_clip`` text transformer, on ``CLIP`` or as ``CustomTextCLIP.text``."""
@@ -167,6 +174,11 @@ class NativeTextBackbone(TextBackbone):
     @property
     def context_length(self) -> int:
         return int(self._tower.positional_embedding.shape[0])
+
+    @property
+    def padding_invisible(self) -> bool:
+        masked = self._tower.attn_mask is not None or (self._text is not None and self._text.use_pad_mask)
+        return masked and self.pool_type in ("argmax", "eos", "first")
 
     def _attn_mask(self, token_ids: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor | None:
         mask = self._tower.attn_mask
@@ -267,6 +279,10 @@ class HFTextBackbone(TextBackbone):
     @property
     def pad_token_id(self) -> int:
         return int(self.text.config.pad_token_id)
+
+    @property
+    def padding_invisible(self) -> bool:
+        return True  # the attention mask hides padding and open_clip's HF poolers are masked or read [CLS]
 
     def encode(self, embeddings, token_ids, *, deep_prompts=(), deep_start=1):
         token_ids = token_ids.to(embeddings.device)

@@ -26,7 +26,7 @@ def test_relabel_and_classnames_follow():
     base_train, base_test = subsample_classes(train, test, subsample="base")
     assert [it.label for it in base_train] == [0, 1, 2]  # labels 0, 1, 2 kept, order preserved
     assert [it.classname for it in base_train] == ["class0", "class1", "class2"]
-    new_train, new_test = subsample_classes(train, test, subsample="new")
+    new_train, new_test = subsample_classes(train, test, subsample="novel")
     assert [(it.label, it.classname) for it in new_train] == [(1, "class4"), (0, "class3"), (1, "class4")]
     assert [(it.label, it.classname) for it in new_test] == [(0, "class3"), (1, "class4")]
     assert subsample_classes(train, subsample="all") == (train,)
@@ -43,14 +43,16 @@ def test_classes_are_read_from_the_first_split():
 
 def test_bad_subsample_value():
     with pytest.raises(ValueError, match="subsample must be one of"):
-        subsample_classes(_items([0, 1]), subsample="novel")
+        subsample_classes(_items([0, 1]), subsample="everything")
+    with pytest.raises(ValueError, match="CoOp's name for the novel classes; ncprobe calls them 'novel'"):
+        subsample_classes(_items([0, 1]), subsample="new")
 
 
 def test_dataset_base_new_after_fewshot(fake, data_root):
     fake.build("DescribableTextures")  # 5 classes -> base 3, new 2
     full = load_dataset("dtd", data_root, num_shots=4, seed=2)
     base = load_dataset("dtd", data_root, num_shots=4, seed=2, subsample="base")
-    new = load_dataset("dtd", data_root, num_shots=4, seed=2, subsample="new")
+    new = load_dataset("dtd", data_root, num_shots=4, seed=2, subsample="novel")
     assert base.classnames == full.classnames[:3] and new.classnames == full.classnames[3:]
     assert base.num_classes == 3 and new.num_classes == 2
     # the base training set is the base-class part of the seed's all-class K-shot set
@@ -66,5 +68,5 @@ def test_dataset_base_new_after_fewshot(fake, data_root):
 
 def test_imagenet_base_val_is_test(fake, data_root):
     fake.build("ImageNet")
-    ds = load_dataset("imagenet", data_root, num_shots=2, subsample="new")
+    ds = load_dataset("imagenet", data_root, num_shots=2, subsample="novel")
     assert ds.val is ds.test and ds.classnames == ["tiger shark", "hammerhead shark"]

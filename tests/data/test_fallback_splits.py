@@ -190,3 +190,15 @@ def test_too_small_class_for_split(tmp_path, fake):
     fake.image_tree(tmp_path / "imgs", {"tiny": 2, "ok": 10})
     with pytest.raises(ValueError, match="too few"):
         read_and_split_data(tmp_path / "imgs", rng=random.Random(0))
+
+
+def test_dtd_rebuilt_split_has_the_data_card_sizes(data_root):
+    """data_cards/dtd.md: 47 classes x 120 images, CoOp's 50/20/30 rule -> 2,820 / 1,128 / 1,692."""
+    images = data_root / "dtd" / "images"
+    for k in range(47):
+        (images / f"texture{k:02d}").mkdir(parents=True)
+        for i in range(120):
+            (images / f"texture{k:02d}" / f"t{i:03d}.jpg").touch()
+    with pytest.warns(UserWarning, match="NOT CoOp's published split"):
+        ds = load_dataset("dtd", data_root, create_split=True)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (2820, 1128, 1692)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import sys
@@ -17,9 +18,11 @@ from hypothesis import strategies as st
 
 import ncprobe.data.fewshot as fewshot_mod
 from ncprobe.data import (
+    FewShotFileError,
     FewShotWarning,
     Item,
     fewshot_cache_path,
+    fewshot_manifest_path,
     generate_fewshot_dataset,
     load_dataset,
     load_fewshot_cache,
@@ -185,10 +188,11 @@ def test_num_shots_zero_keeps_everything():
 def test_cache_written_then_reused(fake, data_root, monkeypatch):
     fake.build("OxfordPets")
     first = load_dataset("pets", data_root, num_shots=2, seed=3)
-    path = data_root.resolve() / "oxford_pets" / "split_fewshot" / "shot_2-seed_3.pkl"
+    folder = data_root.resolve() / "oxford_pets" / "split_fewshot"
+    path = folder / "ncprobe_shot_2-seed_3.json"
     assert first.fewshot_cache == path and path.is_file()
-    with open(path, "rb") as f:  # built-in types only, paths relative to the dataset folder
-        raw = pickle.load(f)
+    assert not (folder / "shot_2-seed_3.pkl").exists()  # CoOp's name is never written
+    raw = json.loads(path.read_text())  # a manifest: plain JSON, paths relative to the dataset folder
     assert raw["num_shots"] == 2 and raw["seed"] == 3 and not raw["train"][0][0].startswith("/")
 
     def boom(*args, **kwargs):
@@ -211,20 +215,22 @@ def test_cache_content_is_what_gets_loaded(fake, data_root):
     )
     again = load_dataset("pets", data_root, num_shots=2, seed=1)
     assert again.train == tampered
-    # a cache recorded with other settings is stale and gets resampled
+    # a cache recorded with other settings is stale and gets resampled (with a warning)
     save_fewshot_cache(ds.fewshot_cache, tampered, ds.val, num_shots=2, seed=1, repeat=True, dataset_dir=ds.dataset_dir)
-    fresh = load_dataset("pets", data_root, num_shots=2, seed=1)
+    with pytest.warns(UserWarning, match="is stale"):
+        fresh = load_dataset("pets", data_root, num_shots=2, seed=1)
     assert fresh.train == ds.train
 
 
 def test_custom_cache_dir_and_cache_off(fake, data_root, tmp_path):
     fake.build("Food101")
     ds = load_dataset("food101", data_root, num_shots=1, seed=2, fewshot_dir=tmp_path / "fs")
-    assert ds.fewshot_cache == fewshot_cache_path(tmp_path / "fs", num_shots=1, seed=2)
+    assert ds.fewshot_cache == fewshot_manifest_path(tmp_path / "fs", num_shots=1, seed=2)
     assert ds.fewshot_cache.is_file()
+    assert not fewshot_cache_path(tmp_path / "fs", num_shots=1, seed=2).exists()
     off = load_dataset("food101", data_root, num_shots=1, seed=7, use_cache=False)
     assert off.fewshot_cache is None
-    assert not (data_root / "food-101" / "split_fewshot" / "shot_1-seed_7.pkl").exists()
+    assert not (data_root / "food-101" / "split_fewshot").exists()
 
 
 def _install_fake_dassl(monkeypatch):
@@ -270,8 +276,9 @@ def test_reads_coop_written_pkl_and_reroots_paths(fake, data_root, monkeypatch):
 def test_untrusted_pickle_is_refused(tmp_path):
     path = tmp_path / "shot_1-seed_1.pkl"
     path.write_bytes(pickle.dumps({"train": [print]}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+    with pytest.raises(FewShotFileError, match="refusing to load builtins.print") as info:
         load_fewshot_cache(path, dataset_dir=tmp_path)
+    assert str(path) in str(info.value)
 
 
 def test_coop_pkl_without_val_is_resampled_in_memory(fake, data_root, monkeypatch):

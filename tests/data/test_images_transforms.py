@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -101,7 +103,8 @@ def test_image_folder_with_split_dirs(fake, tmp_path):
     assert ds.class_counts("train").tolist() == [2, 2, 2] and ds.class_counts("val").tolist() == [2, 2, 2]
     assert ds.class_counts("test").tolist() == [3, 1, 0]
     assert ds.template == "a photo of a {}." and ds.prompts()[1] == "a photo of a dog."
-    assert (root / "split_fewshot" / "shot_2-seed_1.pkl").is_file()
+    assert (root / "split_fewshot" / "ncprobe_shot_2-seed_1.json").is_file()
+    assert not (root / "split_fewshot" / "shot_2-seed_1.pkl").exists()
     only_test = tmp_path / "two"
     fake.image_tree(only_test / "train", {"a": 3, "b": 3})
     fake.image_tree(only_test / "test", {"a": 1, "b": 1})
@@ -134,3 +137,18 @@ def test_image_folder_errors(fake, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="class folders"):
         load_image_folder(tmp_path / "empty")
+
+
+def test_image_item_dataset_cache_id_tracks_items_and_files(fake, tmp_path):
+    root = tmp_path / "imgs"
+    fake.image_tree(root, {"cat": 3, "dog": 3})
+    items = [Item(str(p), int(p.parent.name == "dog"), p.parent.name) for p in sorted(root.rglob("*.jpg"))]
+    ds = ImageItemDataset(items)
+    first = ds.cache_id
+    assert ImageItemDataset(list(items)).cache_id == first  # deterministic transform: stable identity
+    assert ImageItemDataset(items[:-1]).cache_id != first
+    relabelled = [Item(it.impath, 1 - it.label, it.classname) for it in items]
+    assert ImageItemDataset(relabelled).cache_id != first
+    victim = Path(items[2].impath)  # an image rewritten in place (same path, other bytes)
+    victim.write_bytes(victim.read_bytes() + b"\0\0")
+    assert ImageItemDataset(items).cache_id != first

@@ -121,3 +121,9 @@ def test_load_dataset_with_imbalance(fake, data_root):
         "dtd", data_root, num_shots=4, seed=1, subsample="base", imbalance=ImbalanceSpec("exp", 4.0, seed=99)
     )
     assert seeded.imbalance.ranks.tolist() != ds.imbalance.ranks.tolist() or seeded.train != ds.train
+
+
+def test_imbalance_result_repr_is_short():
+    items = [Item(f"/x/{i}.jpg", i % 4, f"c{i % 4}") for i in range(400)]
+    text = repr(apply_imbalance(items, profile="exp", ratio=5, seed=1))
+    assert text.startswith("ImbalanceResult(") and "Item(" not in text and len(text) < 200

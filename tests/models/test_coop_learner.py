@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
-from ncprobe.models import CoOpPromptLearner, PromptedCLIP, build_prompt_learner
+from ncprobe.models import CoCoOpPromptLearner, CoOpPromptLearner, PromptedCLIP, build_prompt_learner
 from ncprobe.models.prompt_learners import tokenizer_layout
 from tests._helpers.models import CLASSNAMES, prompts_for, reference_text_features
 
@@ -100,20 +102,35 @@ def test_random_init_and_class_specific(native_bundle):
     assert torch.allclose(feats[0], ref[0], atol=1e-6) and not torch.allclose(feats[1], ref[1], atol=1e-3)
 
 
-def test_partial_context_keeps_remaining_words_fixed(native_bundle):
-    learner = CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=2, ctx_init="a photo of a")
-    assert tuple(learner.ctx.shape) == (2, 64) and learner.layout.n_prefix_tokens == 4
-    ref = reference_text_features(native_bundle, prompts_for(CLASSNAMES))
+def test_n_ctx_is_the_number_of_words_of_ctx_init_as_in_coop(native_bundle):
+    """CoOp/CoCoOp: ``n_ctx = len(ctx_init.split(" "))``, an explicit n_ctx is ignored (with a warning here)."""
+    with pytest.warns(UserWarning, match=r"n_ctx=2 is ignored.*one context vector per word \(4\)"):
+        learner = CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=2, ctx_init="a photo of a")
+    assert tuple(learner.ctx.shape) == (4, 64) and learner.n_ctx == 4
+    with pytest.warns(UserWarning, match="n_ctx=5 is ignored"):
+        assert CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=5, ctx_init="a photo of a").n_ctx == 4
+    with pytest.warns(UserWarning, match="n_ctx=16 is ignored"):
+        assert CoCoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=16, ctx_init="a_photo_of_a").n_ctx == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning when n_ctx is omitted or agrees
+        assert CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=4, ctx_init="a photo of a").n_ctx == 4
+        assert CoOpPromptLearner(native_bundle, CLASSNAMES, ctx_init="a photo of a").with_classnames(["x"]).n_ctx == 4
+
+
+def test_words_that_take_several_tokens_keep_their_tail_fixed(native_bundle):
+    # "xylophonist" is 4 BPE tokens: CoOp learns 3 vectors (3 words) = "a", "xyl..." first piece, ...
+    # and leaves the remaining tokens of ctx_init as fixed text (embedding[0, 1 : 1 + n_ctx]).
+    learner = CoOpPromptLearner(native_bundle, CLASSNAMES, ctx_init="a xylophonist photo")
+    assert learner.n_ctx == 3 and learner.layout.n_prefix_tokens == 6
+    ref = reference_text_features(native_bundle, prompts_for(CLASSNAMES, "a xylophonist photo {}."))
     torch.testing.assert_close(_text_features(native_bundle, learner), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="every context word to be learnable"):
+        CoOpPromptLearner(native_bundle, CLASSNAMES, ctx_init="a xylophonist photo", class_token_position="front")
 
 
 def test_invalid_options(native_bundle):
-    with pytest.raises(ValueError, match="exceeds"):
-        CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=5, ctx_init="a photo of a")
     with pytest.raises(ValueError, match="class_token_position"):
         CoOpPromptLearner(native_bundle, CLASSNAMES, class_token_position="left")
-    with pytest.raises(ValueError, match="n_ctx"):
-        CoOpPromptLearner(native_bundle, CLASSNAMES, n_ctx=2, ctx_init="a photo of a", class_token_position="front")
     with pytest.raises(ValueError, match="empty"):
         CoOpPromptLearner(native_bundle, [])
     with pytest.raises(ValueError, match="unknown prompt method"):

@@ -124,3 +124,56 @@ def test_learner_and_wrapper_must_share_the_model(native_bundle, custom_text_bun
     learner = CoCoOpPromptLearner(native_bundle, CLASSNAMES)
     with pytest.raises(ValueError, match="different CLIP model"):
         PromptedCLIP(custom_text_bundle, learner)
+
+
+@pytest.mark.parametrize("cfg_name", ["native", "hf"])
+def test_trimming_prompt_padding_gives_the_same_features(cfg_name):
+    """Prompts cut after their last non-padding token: same features as the full context (fp32)."""
+    from ncprobe.models import CoOpPromptLearner, MaPLePromptLearner, PromptedCLIP, load_clip
+    from tests._helpers.models import CLASSNAMES, NATIVE_CFG, minilm_cfg
+
+    bundle = (
+        load_clip("ncprobe-test-native", model_cfg=NATIVE_CFG)
+        if cfg_name == "native"
+        else load_clip("ncprobe-test-minilm-mean", model_cfg=minilm_cfg("mean_pooler"))
+    )
+    for learner in (
+        CoOpPromptLearner(bundle, CLASSNAMES, ctx_init="a photo of a"),
+        MaPLePromptLearner(bundle, CLASSNAMES, prompt_depth=2, vision_prompts=False),
+    ):
+        trimmed, full = PromptedCLIP(bundle, learner), PromptedCLIP(bundle, learner, trim_padding=False)
+        with torch.no_grad():
+            a, b = trimmed.encode_text(), full.encode_text()
+        assert trimmed._active_length() < learner.token_ids.shape[1]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["maple", "ivlp", "cocoop"])
+def test_extract_features_of_a_prompted_model(native_bundle, images, name):
+    from torch.utils.data import TensorDataset
+
+    from ncprobe.models.features import extract_features, feature_cache_path
+
+    torch.manual_seed(0)
+    model = PromptedCLIP(native_bundle, _make(name, native_bundle)).train()
+    data = TensorDataset(images, torch.arange(len(images)))
+    feats, labels = extract_features(model, data, batch_size=2, progress=False)
+    with torch.no_grad():
+        direct = model.encode_image(images, normalize=False)
+    torch.testing.assert_close(feats, direct)
+    assert labels.tolist() == [0, 1, 2] and model.training  # mode restored
+    plain, _ = extract_features(native_bundle, data, cache=False, progress=False)
+    assert torch.allclose(plain, feats) == (name == "cocoop")  # only visual prompts change image features
+    assert not feature_cache_path(model, data)[0].exists()  # prompted models are not cached by default
+    cached, _ = extract_features(model, data, cache=True, progress=False)
+    path = feature_cache_path(model, data)[0]
+    assert path.is_file()
+    torch.testing.assert_close(cached, feats)
+    with torch.no_grad():  # a training step on the prompts
+        for p in model.prompt_learner.parameters():
+            p.add_(0.05)
+    moved = feature_cache_path(model, data)[0]
+    assert (moved != path) == model.prompt_learner.uses_vision_prompts
+    after, _ = extract_features(model, data, cache=True, progress=False)
+    with torch.no_grad():
+        torch.testing.assert_close(after, model.encode_image(images, normalize=False))

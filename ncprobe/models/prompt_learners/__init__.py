@@ -13,7 +13,7 @@ from .base import CLASS_TOKEN_POSITIONS, PromptLearner
 from .cocoop import CoCoOpPromptLearner
 from .coop import CoOpPromptLearner
 from .ivlp import IVLPPromptLearner
-from .layout import PromptLayout, TokenizerLayout, build_layout, tokenizer_layout
+from .layout import PromptLayout, PromptTooLongError, TokenizerLayout, build_layout, tokenizer_layout
 from .maple import MaPLePromptLearner
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "MaPLePromptLearner",
     "PromptLayout",
     "PromptLearner",
+    "PromptTooLongError",
     "TokenizerLayout",
     "build_layout",
     "build_prompt_learner",

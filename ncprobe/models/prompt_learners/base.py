@@ -13,6 +13,7 @@ and ``token_suffix``.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import ClassVar, Mapping, Sequence
 
 import torch
@@ -47,10 +48,15 @@ class PromptLearner(nn.Module):
     classnames:
         Class names, in label order.
     n_ctx:
-        Number of learnable context tokens. With ``ctx_init`` it defaults to all its tokens; a smaller
-        value learns the first ``n_ctx`` and keeps the remaining words fixed (MaPLe, IVLP).
+        Number of learnable context tokens. With ``ctx_init``: learners with
+        :attr:`n_ctx_from_words` (CoOp, CoCoOp) use the number of **words** of ``ctx_init`` and ignore
+        ``n_ctx`` (with a warning when it differs), as the originals do; the others (MaPLe, IVLP) learn
+        the first ``n_ctx`` tokens (default: all) and keep the remaining ones as fixed text. Either
+        way, tokens of ``ctx_init`` beyond ``n_ctx`` stay fixed text, as in the originals
+        (``ctx_vectors = embedding[0, 1 : 1 + n_ctx]``).
     ctx_init:
-        Initialisation words (``"a photo of a"``); ``None``/``""`` draws ``N(0, 0.02²)``.
+        Initialisation words (``"a photo of a"``); ``None``/``""`` draws ``N(0, 0.02²)``. Underscores
+        become spaces and runs of whitespace one space (the originals ``replace("_", " ")``).
     class_specific:
         One context per class (CoOp's ``CSC``); such a context cannot transfer to other classes.
     class_token_position:
@@ -61,6 +67,8 @@ class PromptLearner(nn.Module):
 
     #: Whether :meth:`text_prompts` depends on image features (CoCoOp).
     conditional: ClassVar[bool] = False
+    #: CoOp/CoCoOp rule: with ``ctx_init``, ``n_ctx = len(ctx_init.split(" "))`` (words, not tokens).
+    n_ctx_from_words: ClassVar[bool] = False
     #: Short method name.
     method: ClassVar[str] = "prompt"
 
@@ -87,7 +95,18 @@ class PromptLearner(nn.Module):
         self.class_token_position = class_token_position
         self._config: dict = {}
 
-        ctx_init = (ctx_init or "").replace("_", " ").strip()
+        ctx_init = " ".join((ctx_init or "").replace("_", " ").split())
+        if ctx_init and self.n_ctx_from_words:
+            words = len(ctx_init.split(" "))
+            if n_ctx is not None and n_ctx != words:
+                warnings.warn(
+                    f"n_ctx={n_ctx} is ignored: with ctx_init={ctx_init!r} {type(self).__name__} learns one context "
+                    f"vector per word ({words}), as CoOp/CoCoOp do; omit n_ctx, or use ctx_init=None for "
+                    f"{n_ctx} randomly initialised vectors",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            n_ctx = words
         if ctx_init:
             prefix_text = ctx_init
         else:
@@ -151,11 +170,20 @@ class PromptLearner(nn.Module):
     def bundle(self) -> CLIPBundle:
         return self._bundle
 
-    def normal_init(self, shape: Sequence[int], *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``N(0, 0.02²)`` tensor on the backbone's device/dtype (the CoOp/MaPLe/IVLP prompt init)."""
+    def normal_init(
+        self,
+        shape: Sequence[int],
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """``N(0, 0.02²)`` tensor on the backbone's device (the CoOp/MaPLe/IVLP prompt init).
+
+        Drawn in float32, then cast to ``dtype`` (default: the backbone's dtype).
+        """
         out = torch.empty(tuple(shape), dtype=torch.float32)
         nn.init.normal_(out, std=0.02, generator=generator)
-        return out.to(device=self.backbone.device, dtype=self.backbone.dtype)
+        return out.to(device=self.backbone.device, dtype=self.backbone.dtype if dtype is None else dtype)
 
     def _class_token_order(self) -> torch.Tensor | None:
         """Per-class gather index reordering ``[prefix, ctx, name, rest]`` for middle/front positions."""
@@ -214,16 +242,47 @@ class PromptLearner(nn.Module):
         return self.text_prompts(image_features)
 
     # ------------------------------------------------------------------ transfer
+    def _map_original_key(self, key: str) -> str | None:
+        """This learner's name for a key of the original code base's checkpoint, if it has another one."""
+        return None
+
     def load_context(self, state_dict: Mapping[str, torch.Tensor], *, strict: bool = True):
         """Load learned parameters, ignoring per-class buffers (``token_prefix``/``token_suffix``...).
 
-        Accepts this learner's ``state_dict()`` or a Dassl-style one (keys may start with
-        ``prompt_learner.``). Returns ``load_state_dict``'s result.
+        Accepts, with default arguments:
+
+        * this learner's ``state_dict()``;
+        * a :class:`~ncprobe.models.PromptedCLIP`'s ``state_dict()`` (the learner's keys under
+          ``prompt_learner.``; the frozen CLIP's ``clip.*`` keys are ignored);
+        * a Dassl checkpoint (``{"state_dict": ..., "epoch": ...}``) or its ``state_dict``, as CoOp,
+          CoCoOp, MaPLe and IVLP/PromptSRC save them: ``prompt_learner.*`` keys, plus for MaPLe and
+          IVLP the whole frozen ``CustomCLIP`` (``image_encoder.*``, ``text_encoder.*``, ignored)
+          and for IVLP its prompts inside the CLIP blocks (``*.VPT``, ``*.VPT_shallow``, mapped);
+        * keys prefixed ``module.`` (``DataParallel``).
+
+        Returns ``load_state_dict``'s result.
+
+        Raises
+        ------
+        ValueError
+            The checkpoint's prompts do not fit this learner (other classes for a class-specific
+            context, another ``n_ctx``, ``prompt_depth`` or vision-prompt setting); the message lists
+            the missing / unexpected / mis-shaped keys.
         """
+        inner = state_dict.get("state_dict") if isinstance(state_dict, Mapping) else None
+        if isinstance(inner, Mapping):
+            state_dict = inner
+        keys = [str(k).removeprefix("module.") for k in state_dict]
+        wrapped = any(k.startswith("prompt_learner.") for k in keys)
         cleaned = {}
-        for key, value in state_dict.items():
-            if key.startswith("prompt_learner."):
+        for key, value in zip(keys, state_dict.values()):
+            mapped = self._map_original_key(key)
+            if mapped is not None:
+                key = mapped
+            elif key.startswith("prompt_learner."):
                 key = key[len("prompt_learner.") :]
+            elif wrapped:  # the frozen CLIP of a PromptedCLIP / Dassl CustomCLIP checkpoint
+                continue
             if key.split(".")[-1] in _PER_CLASS_KEYS:
                 continue
             cleaned[key] = value
@@ -231,9 +290,15 @@ class PromptLearner(nn.Module):
         if ctx is not None and ctx.shape != self.ctx.shape:
             raise ValueError(
                 f"context of shape {tuple(ctx.shape)} does not fit this learner's {tuple(self.ctx.shape)} "
-                "(class-specific contexts only load into learners with the same classes)"
+                "(class-specific contexts only load into learners with the same classes; n_ctx must match)"
             )
-        return self.load_state_dict(cleaned, strict=strict)
+        try:
+            return self.load_state_dict(cleaned, strict=strict)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"the checkpoint's prompts do not fit this {type(self).__name__} ({self.extra_repr()}); "
+                f"was it trained with other settings? {exc}"
+            ) from None
 
     def with_classnames(self, classnames: Sequence[str]) -> "PromptLearner":
         """The same learner (configuration and learned parameters) for other class names (base → novel).

@@ -7,7 +7,9 @@ Reproduces ``PromptLearner``/``CustomCLIP`` of ``KaiyangZhou/CoOp/trainers/cocoo
   the **L2-normalised** image feature (``vis_dim`` = CLIP embedding size, ``ctx_dim`` = text width);
 * the bias ``π(x)`` is added to every context token, ``ctx_i = ctx + π(x_i)``, and the class prompts
   are rebuilt for each image (``vit_b16_c4_ep10_batch1_ctxv1``: ``n_ctx=4`` from ``"a photo of a"``);
-* the class name is at the end (CoCoOp's ``construct_prompts``).
+* the class name is at the end (CoCoOp's ``construct_prompts``);
+* with ``ctx_init``, ``n_ctx`` is its number of **words** (``n_ctx = len(ctx_init.split(" "))`` in
+  ``cocoop.py``); an explicit different ``n_ctx`` is ignored with a warning.
 
 Parameter names (``ctx``, ``meta_net.linear1``, ``meta_net.linear2``) match the original, so its
 checkpoints load with :meth:`load_context`.
@@ -48,7 +50,8 @@ class CoCoOpPromptLearner(PromptLearner):
     classnames:
         Class names in label order.
     n_ctx:
-        Context length for random initialisation (default 4); with ``ctx_init`` its token count.
+        Context length for random initialisation (default 4). With ``ctx_init`` it is the number of
+        words of ``ctx_init`` (CoCoOp's rule); a different explicit value is ignored with a warning.
     ctx_init:
         Initialisation words (default ``"a photo of a"``, CoCoOp's config); ``None`` for random.
     generator:
@@ -57,6 +60,7 @@ class CoCoOpPromptLearner(PromptLearner):
 
     conditional = True
     method = "cocoop"
+    n_ctx_from_words = True
 
     def __init__(
         self,
@@ -81,7 +85,7 @@ class CoCoOpPromptLearner(PromptLearner):
                 ]
             )
         ).to(device=self.backbone.device, dtype=self.backbone.dtype)
-        self._config = dict(n_ctx=n_ctx, ctx_init=ctx_init)
+        self._config = dict(n_ctx=self.n_ctx, ctx_init=ctx_init)
 
     def text_prompts(self, image_features: torch.Tensor | None = None) -> torch.Tensor:
         """Per-image prompts ``(B, n_cls, L, D)`` from normalised image features ``(B, vis_dim)``."""

@@ -10,6 +10,10 @@ Reproduces ``PromptLearner``/``TextEncoder``/``CustomCLIP`` of ``KaiyangZhou/CoO
 * ``class_token_position`` (``CLASS_TOKEN_POSITION``) ``"end"``, ``"middle"`` (half of the context,
   the class name, the other half) or ``"front"``.
 
+With ``ctx_init``, ``n_ctx`` is the number of **words** of ``ctx_init`` and an explicit ``n_ctx`` is
+ignored with a warning, exactly as ``coop.py`` does (``n_ctx = len(ctx_init.split(" "))``); a word
+that tokenizes into several tokens leaves its later tokens as fixed text, also as in CoOp.
+
 Difference: CoOp ignores ``CSC`` when ``CTX_INIT`` is set (one shared context); here a class-specific
 context is initialised from the words for every class.
 """
@@ -36,8 +40,8 @@ class CoOpPromptLearner(PromptLearner):
     classnames:
         Class names in label order.
     n_ctx:
-        Context length for random initialisation (default 16); with ``ctx_init`` defaults to its
-        number of tokens.
+        Context length for random initialisation (default 16). With ``ctx_init`` it is the number of
+        words of ``ctx_init`` (CoOp's rule); a different explicit value is ignored with a warning.
     ctx_init:
         Initialisation words, e.g. ``"a photo of a"``; ``None`` for random ``N(0, 0.02²)``.
     class_specific:
@@ -49,6 +53,7 @@ class CoOpPromptLearner(PromptLearner):
     """
 
     method = "coop"
+    n_ctx_from_words = True
 
     def __init__(
         self,
@@ -73,7 +78,7 @@ class CoOpPromptLearner(PromptLearner):
             generator=generator,
         )
         self._config = dict(
-            n_ctx=n_ctx,
+            n_ctx=self.n_ctx,
             ctx_init=ctx_init,
             class_specific=class_specific,
             class_token_position=class_token_position,

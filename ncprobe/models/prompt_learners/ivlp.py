@@ -13,8 +13,18 @@ with ``ResidualAttentionBlock_IVLP`` and ``VisionTransformer`` (``VPT``) of its 
 
 The original keeps the deep prompts inside the CLIP blocks (``VPT_shallow``) and the shallow visual
 prompt as ``image_encoder.VPT``; here all live in the learner (``deep_text_ctx``, ``vision_ctx``,
-``deep_vision_ctx``), so the CLIP model stays unmodified. Defaults follow the PromptSRC/IVLP config
+``deep_vision_ctx``), so the CLIP model stays unmodified. :meth:`load_context` maps the original's
+checkpoint keys onto these names. Defaults follow the PromptSRC/IVLP config
 ``vit_b16_c2_ep20_batch4_4+4ctx`` (4+4 tokens, depth 9/9).
+
+``n_ctx_text`` counts **tokens** of ``ctx_init`` (the first ``n_ctx_text`` are learned, the rest stay
+fixed text), as in the original; it is not set from the number of words.
+
+Parameter dtypes follow the original: ``vision_ctx``, ``deep_vision_ctx`` and ``deep_text_ctx`` are
+created with ``torch.empty`` there, left out of CLIP's fp16 conversion, so they are **float32** and
+cast (``.half()``) where used; here likewise (cast in ``replace_tokens`` and
+``encode_image_with_prompts``), which keeps small updates from being rounded away under fp16. ``ctx``
+(from the token embeddings) follows the model's dtype, as there.
 """
 
 from __future__ import annotations
@@ -75,8 +85,12 @@ class IVLPPromptLearner(PromptLearner):
             raise ValueError(f"text_depth={text_depth} exceeds the {self.backbone.num_layers} text layers")
         width = self.backbone.width
         self.text_depth, self.vision_depth = text_depth, vision_depth
+        f32 = torch.float32  # the original's VPT parameters stay float32 (module docstring)
         self.deep_text_ctx = nn.ParameterList(
-            [nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator)) for _ in range(text_depth - 1)]
+            [
+                nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator, dtype=f32))
+                for _ in range(text_depth - 1)
+            ]
         )
         self.vision_ctx: nn.Parameter | None = None
         self.deep_vision_ctx = nn.ParameterList()
@@ -87,9 +101,9 @@ class IVLPPromptLearner(PromptLearner):
             v_width = vision_width(visual)
             if vision_depth > vision_num_layers(visual):
                 raise ValueError(f"vision_depth={vision_depth} exceeds the {vision_num_layers(visual)} vision layers")
-            self.vision_ctx = nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator))
+            self.vision_ctx = nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator, dtype=f32))
             self.deep_vision_ctx.extend(
-                nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator))
+                nn.Parameter(self.normal_init((n_ctx_vision, v_width), generator=generator, dtype=f32))
                 for _ in range(vision_depth - 1)
             )
         self._config = dict(
@@ -103,6 +117,18 @@ class IVLPPromptLearner(PromptLearner):
     @property
     def uses_vision_prompts(self) -> bool:
         return self.vision_ctx is not None
+
+    def _map_original_key(self, key: str) -> str | None:
+        """Original IVLP checkpoint keys (prompts inside the CLIP blocks) → this learner's names."""
+        if key == "image_encoder.VPT":
+            return "vision_ctx"
+        for tower, name in (("image_encoder", "deep_vision_ctx"), ("text_encoder", "deep_text_ctx")):
+            head = f"{tower}.transformer.resblocks."
+            if key.startswith(head) and key.endswith(".VPT_shallow"):
+                layer = key[len(head) : -len(".VPT_shallow")]
+                if layer.isdigit() and int(layer) >= 1:
+                    return f"{name}.{int(layer) - 1}"
+        return None
 
     def deep_text_prompts(self) -> list[torch.Tensor]:
         return list(self.deep_text_ctx)

@@ -19,7 +19,30 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["PromptLayout", "TokenizerLayout", "build_layout", "tokenize_ids", "tokenizer_layout"]
+__all__ = [
+    "PromptLayout",
+    "PromptTooLongError",
+    "TokenizerLayout",
+    "build_layout",
+    "tokenize_ids",
+    "tokenizer_layout",
+]
+
+
+class PromptTooLongError(ValueError):
+    """A class prompt does not fit the text encoder's context length, so its class name would be cut off.
+
+    Tokenizers truncate silently (open_clip's even writes the end token over the last kept one): with
+    a long ``ctx_init`` or class name the class tokens fall off the end and every such class gets the
+    same prompt. Attributes: ``classname``, ``n_tokens`` (tokens the prompt needs, specials included;
+    a lower bound when the class name alone overflows) and ``context_length``.
+    """
+
+    def __init__(self, message: str, *, classname: str, n_tokens: int, context_length: int) -> None:
+        super().__init__(message)
+        self.classname = classname
+        self.n_tokens = n_tokens
+        self.context_length = context_length
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,14 @@ def build_layout(
     Returns
     -------
     PromptLayout
+
+    Raises
+    ------
+    PromptTooLongError
+        A prompt ``"{prefix_text} {classname}."`` needs more tokens than the tokenizer's context
+        length (the class name would be truncated away); the message names the class, the token
+        count and the context length. The count is the sum of the parts tokenized separately
+        (prefix, name, ``"."``, special tokens), exact for word-level tokenizers (CLIP BPE, WordPiece).
     """
     if n_ctx < 1:
         raise ValueError(f"n_ctx must be >= 1, got {n_ctx}")
@@ -128,6 +159,31 @@ def build_layout(
         raise ValueError(f"the context text {prefix_text!r} tokenizes differently inside the class prompts")
     name_ids = tokenize_ids(tokenizer, names)
     name_lens = tuple(special.content_length(row) for row in name_ids)
+    context_length = int(ids.shape[1])
+    n_dot = special.content_length(tokenize_ids(tokenizer, ["."])[0])
+    n_special = s + len(special.end_ids)
+    too_long = [
+        (original, name, m, n_special + n_prefix + m + n_dot)
+        for original, name, m in zip(classnames, names, name_lens)
+        if n_special + n_prefix + m + n_dot > context_length
+    ]
+    if too_long:
+        original, name, m, needed = too_long[0]
+        name_cut = s + m + len(special.end_ids) >= context_length  # the name alone fills the context
+        count = f"at least {needed}" if name_cut else f"{needed}"
+        others = ""
+        if len(too_long) > 1:
+            listed = ", ".join(repr(c) for c, *_ in too_long[1:6]) + (", ..." if len(too_long) > 6 else "")
+            others = f" ({len(too_long) - 1} more class(es) do not fit either: {listed})"
+        raise PromptTooLongError(
+            f"class {original!r}: the prompt {f'{prefix_text} {name}.'!r} needs {count} tokens ({n_prefix} "
+            f"context, {m} class name, {n_dot} for '.', {n_special} special) but the text encoder's context "
+            f"length is {context_length}; the class name would be cut off, so classes could get identical "
+            f"prompts{others}. Use a shorter ctx_init / fewer context tokens, or a shorter class name",
+            classname=original,
+            n_tokens=needed,
+            context_length=context_length,
+        )
     if check_name_spans:
         if n_prefix != n_ctx:
             raise ValueError("moving the class name needs every context word to be learnable (n_ctx = words)")

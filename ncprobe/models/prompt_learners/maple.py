@@ -16,10 +16,22 @@ Reproduces ``MultiModalPromptLearner``/``CustomCLIP`` of
   deep projections start from the same initial weights.
 
 Parameter names match the original (``ctx``, ``proj``, ``compound_prompts_text``,
-``compound_prompt_projections``). ``vision_prompts=False`` turns the image side off (deep text prompts
-only; with ``prompt_depth=1`` this is CoOp with a partly fixed prompt). Differences: the original
-casts prompts to fp16 regardless of precision and falls back to random initialisation when
-``n_ctx > 4``; here prompts follow the model dtype and ``n_ctx`` larger than the init text is an error.
+``compound_prompt_projections``), so its checkpoints load with :meth:`load_context`.
+``vision_prompts=False`` turns the image side off (deep text prompts only; with ``prompt_depth=1``
+this is CoOp with a partly fixed prompt).
+
+``n_ctx`` counts **tokens**: the original learns ``embedding[0, 1 : 1 + n_ctx]`` of ``"a photo of a"``
+(``N_CTX=2``: "a photo") and keeps the rest as fixed text; this is kept (unlike CoOp/CoCoOp, MaPLe
+never sets ``n_ctx`` from the number of words).
+
+Parameter dtypes follow the original (``maple.py``, under ``PREC: fp16``): the deep prompts
+``compound_prompts_text`` and their projections ``compound_prompt_projections`` are created
+(``torch.empty`` / ``nn.Linear``) and kept in **float32**, and cast to the activations' dtype where
+they are used (``.half()`` in ``ResidualAttentionBlock_MaPLe``; here ``replace_tokens``), which keeps
+small optimizer updates from being rounded away under fp16. ``ctx`` (taken from the fp16 token
+embeddings) and ``proj`` follow the model's dtype, as there. Differences: the original forces
+``proj`` to fp16 even for a float32 model and falls back to random initialisation when ``n_ctx > 4``;
+here ``proj`` follows the model and an ``n_ctx`` larger than the init text is an error.
 """
 
 from __future__ import annotations
@@ -78,8 +90,11 @@ class MaPLePromptLearner(PromptLearner):
             raise ValueError(f"prompt_depth={prompt_depth} exceeds the {self.backbone.num_layers} text layers")
         self.prompt_depth = prompt_depth
         width, device, dtype = self.backbone.width, self.backbone.device, self.backbone.dtype
-        self.compound_prompts_text = nn.ParameterList(
-            [nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator)) for _ in range(prompt_depth - 1)]
+        self.compound_prompts_text = nn.ParameterList(  # float32, as in the original (module docstring)
+            [
+                nn.Parameter(self.normal_init((self.n_ctx, width), generator=generator, dtype=torch.float32))
+                for _ in range(prompt_depth - 1)
+            ]
         )
         self.proj: nn.Linear | None = None
         self.compound_prompt_projections: nn.ModuleList | None = None
@@ -90,9 +105,9 @@ class MaPLePromptLearner(PromptLearner):
                 raise ValueError(f"prompt_depth={prompt_depth} exceeds the {vision_num_layers(visual)} vision layers")
             self.proj = nn.Linear(width, v_width).to(device=device, dtype=dtype)
             single = nn.Linear(width, v_width)
-            self.compound_prompt_projections = nn.ModuleList(
+            self.compound_prompt_projections = nn.ModuleList(  # float32, as in the original
                 [copy.deepcopy(single) for _ in range(prompt_depth - 1)]
-            ).to(device=device, dtype=dtype)
+            ).to(device=device)
         self._config = dict(n_ctx=n_ctx, ctx_init=ctx_init, prompt_depth=prompt_depth, vision_prompts=vision_prompts)
 
     @property
@@ -100,10 +115,12 @@ class MaPLePromptLearner(PromptLearner):
         return self.proj is not None
 
     def deep_text_prompts(self) -> list[torch.Tensor]:
+        """The float32 deep text prompts (cast to the activations' dtype where they replace tokens)."""
         return list(self.compound_prompts_text)
 
     def vision_prompts(self) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """``(proj(ctx), [projection_k(compound_prompts_text[k])])``; the deep ones in float32."""
         if self.proj is None:
             return None, []
         deep = [layer(p) for layer, p in zip(self.compound_prompt_projections, self.compound_prompts_text)]
-        return self.proj(self.ctx), deep
+        return self.proj(self.ctx.to(self.proj.weight.dtype)), deep

@@ -1,0 +1,176 @@
+"""Helpers shared by the figure modules: inputs, class colours, axis ranges from the catalog.
+
+Nothing here computes geometry. Inputs are an :class:`~ncprobe.core.report.NCReport`, a report's
+``xarray.Dataset`` or a training history (``docs/history.md``); :func:`report_dataset` selects one report
+out of a history (an epoch, an evaluation set, a seed) without changing any value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import plotly.colors as pcolors
+import xarray as xr
+
+from ncprobe.core import catalog
+from ncprobe.core.report import NCReport
+
+__all__ = [
+    "GROUP_SYMBOLS",
+    "GROUP_COLORS",
+    "as_dataset",
+    "report_dataset",
+    "class_labels",
+    "class_groups",
+    "class_colors",
+    "run_colors",
+    "metric_title",
+    "metric_axis",
+    "etf_cosine",
+    "present_classes",
+]
+
+#: Marker symbol per head/medium/tail group (2-D; 3-D scenes map them to their own symbol set).
+GROUP_SYMBOLS = {"head": "circle", "medium": "square", "tail": "diamond", "none": "x"}
+SYMBOLS_3D = {"circle": "circle", "square": "square", "diamond": "diamond", "x": "x"}
+#: Bar colour per group (colour-blind safe: Okabe–Ito).
+GROUP_COLORS = {"head": "#0072B2", "medium": "#E69F00", "tail": "#D55E00", "none": "#999999"}
+
+_ARROWS = {"lower": "↓", "higher": "↑", "target": "→", "none": ""}
+
+
+def as_dataset(data: Any) -> xr.Dataset:
+    """The ``xarray.Dataset`` behind ``data`` (an :class:`NCReport` or a Dataset)."""
+    if isinstance(data, NCReport):
+        return data.dataset
+    if isinstance(data, xr.Dataset):
+        return data
+    raise TypeError(f"expected an NCReport or an xarray.Dataset, got {type(data).__name__}")
+
+
+def report_dataset(
+    data: Any, *, epoch: int | None = -1, eval_set: str | None = None, seed: int | None = None
+) -> xr.Dataset:
+    """One report's variables out of a report or a history (``docs/history.md``).
+
+    A plain report is returned as it is. From a history: ``epoch`` (a coordinate value; ``-1`` the last
+    epoch), ``eval_set`` (required when the history holds several) and ``seed`` (default the first); classes
+    outside the chosen evaluation set (NaN ``class_count``) are dropped.
+    """
+    ds = as_dataset(data)
+    if "layer" in ds.dims:
+        raise ValueError("this dataset stacks reports along 'layer': draw it with layers_figure")
+    if "epoch" in ds.dims:
+        ds = ds.isel(epoch=-1) if epoch in (None, -1) else _sel(ds, "epoch", epoch)
+    if "eval_set" in ds.dims:
+        sets = [str(s) for s in ds["eval_set"].values]
+        if eval_set is None:
+            if len(sets) > 1:
+                raise ValueError(f"this history holds eval sets {sets}; pass eval_set= to choose one")
+            eval_set = sets[0]
+        ds = _sel(ds, "eval_set", eval_set)
+    if "seed" in ds.dims:
+        ds = ds.isel(seed=0) if seed is None else _sel(ds, "seed", seed)
+    if "class_count" in ds and ds["class_count"].ndim == 1:
+        keep = ~np.isnan(ds["class_count"].values.astype(float))
+        if not keep.all():
+            ds = ds.isel({"class": keep})
+            if "class_other" in ds.dims:
+                ds = ds.isel(class_other=keep)
+    return ds
+
+
+def _sel(ds: xr.Dataset, dim: str, value: Any) -> xr.Dataset:
+    values = list(ds[dim].values.tolist())
+    if value not in values:
+        raise ValueError(f"{dim}={value!r} is not in this dataset; it holds {values}")
+    return ds.sel({dim: value})
+
+
+def class_labels(ds: xr.Dataset) -> list[str]:
+    """Class names when the dataset has them, else ``"class <id>"``."""
+    if "class_name" in ds.coords:
+        return [str(n) for n in ds["class_name"].values]
+    return [f"class {c}" for c in ds["class"].values.tolist()]
+
+
+def class_groups(ds: xr.Dataset) -> list[str] | None:
+    """Each class's head/medium/tail group, or ``None`` when the report has no groups."""
+    if "class_group" not in ds.coords:
+        return None
+    return [str(g) for g in ds["class_group"].values]
+
+
+def class_colors(n: int) -> list[str]:
+    """``n`` distinct colours, one per class, the same in every panel of a figure.
+
+    Up to 10 classes: Plotly's D3 palette; up to 26: the Alphabet palette; beyond: evenly spaced
+    samples of the Turbo colour scale.
+    """
+    if n <= 10:
+        return list(pcolors.qualitative.D3[:n])
+    if n <= 26:
+        return list(pcolors.qualitative.Alphabet[:n])
+    return pcolors.sample_colorscale("Turbo", [i / max(n - 1, 1) for i in range(n)])
+
+
+def run_colors(n: int) -> list[str]:
+    """Colours of overlaid runs (colour-blind-safe Okabe–Ito for up to 8)."""
+    okabe = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    return okabe[:n] if n <= len(okabe) else class_colors(n)
+
+
+def metric_title(name: str) -> str:
+    """``name`` with an arrow saying which way means collapse (from the catalog), e.g. ``"nc1 ↓"``."""
+    try:
+        spec = catalog.get(name)
+    except KeyError:
+        return f"{name} ↑" if name in ("hm", "train_accuracy") or name.startswith("accuracy") else name
+    arrow = _ARROWS.get(spec.direction, "")
+    return f"{name} {arrow}".strip()
+
+
+def metric_axis(name: str, *, log: bool = False, full: bool = False) -> dict:
+    """Plotly axis settings for metric ``name`` from its catalog range.
+
+    By default the axis autoranges to the data but is clipped to the catalog's range
+    (``autorangeoptions.clipmin`` / ``clipmax``), so a bounded metric is never drawn outside its possible
+    values and small changes stay visible; ``full=True`` shows the whole range (e.g. accuracies on [0, 1]);
+    ``log`` a log axis.
+    Accuracy-like names outside the catalog (``accuracy``, ``hm``, ``accuracy_<set>``) use [0, 1].
+    """
+    try:
+        lo, hi = catalog.get(name).range
+    except KeyError:
+        if name in ("hm", "train_accuracy") or name.startswith("accuracy"):
+            lo, hi = 0.0, 1.0
+        else:
+            return {"type": "log"} if log else {}
+    if log:
+        return {"type": "log"}
+    if full and math.isfinite(lo) and math.isfinite(hi):
+        pad = 0.02 * (hi - lo)
+        return {"range": [lo - pad if lo < 0 else lo, hi + pad]}
+    bounds = {}
+    if math.isfinite(lo):
+        bounds["clipmin"] = lo
+    if math.isfinite(hi):
+        bounds["clipmax"] = hi + 0.02 * (hi - lo) if math.isfinite(lo) else hi
+    return {"autorangeoptions": bounds} if bounds else {}
+
+
+def etf_cosine(num_classes: int) -> float:
+    """The off-diagonal cosine −1/(C−1) of a simplex ETF with C classes (the ideal Gram's constant)."""
+    if num_classes < 2:
+        raise ValueError("an ETF needs at least two classes")
+    return -1.0 / (num_classes - 1)
+
+
+def present_classes(ds: xr.Dataset) -> np.ndarray:
+    """Boolean mask of the classes that have samples (``class_count > 0``)."""
+    if "class_count" not in ds:
+        return np.ones(ds.sizes["class"], dtype=bool)
+    counts = np.nan_to_num(ds["class_count"].values.astype(float))
+    return counts > 0

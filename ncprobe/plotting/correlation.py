@@ -1,0 +1,290 @@
+"""The correlation view: an NC metric against accuracy (base, novel, HM) across runs and imbalance ratios,
+with Pearson and Spearman coefficients and seeded bootstrap confidence intervals (NPT's central
+observation: more text-to-image collapse, better generalisation).
+
+Input is a tidy ``pandas.DataFrame`` with one row per run (and seed); :func:`runs_table` builds it from
+training histories (``docs/history.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ncprobe.core import catalog
+
+from ._common import metric_axis, metric_title, run_colors
+from .stats import correlate
+from .trajectory import history_runs
+
+__all__ = ["runs_table", "correlation_figure", "correlation_table", "DEFAULT_ACCURACIES"]
+
+DEFAULT_ACCURACIES = ("accuracy_base", "accuracy_novel", "hm")
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "pentagon")
+
+
+def runs_table(histories: Any, *, epoch: int | None = -1, nc_eval_set: str = "base") -> pd.DataFrame:
+    """One row per run and seed: the NC metrics, accuracies and settings of each history at one epoch.
+
+    Columns: ``run`` (the label), ``method``, ``seed``, ``imbalance_ratio`` (from the history's attributes;
+    a ``seed`` dimension gives one row per seed), ``epoch``, ``nc_eval_set``, every catalog scalar of
+    ``nc_eval_set`` under its own name (``nc1``, ``t2i_text_etf_error``, …), ``accuracy_<set>`` for every
+    evaluation set and ``hm`` when present. Values are copied, never recomputed.
+
+    Parameters
+    ----------
+    histories:
+        A list of histories, ``{label: history}`` or one history.
+    epoch:
+        The epoch coordinate to read; ``-1`` (default) the last one of each history.
+    nc_eval_set:
+        The evaluation set whose NC metrics fill the metric columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Example
+    -------
+    >>> # table = runs_table([h for h in histories], nc_eval_set="base")
+    >>> # correlation_figure(table, metric="t2i_text_etf_error")
+    """
+    rows = []
+    for label, ds in history_runs(histories).items():
+        at = ds.isel(epoch=-1) if epoch in (None, -1) else _select(ds, "epoch", epoch, label)
+        seeds = list(at["seed"].values.tolist()) if "seed" in at.dims else [None]
+        for seed in seeds:
+            one = at.sel(seed=seed) if seed is not None else at
+            row: dict[str, Any] = {
+                "run": label,
+                "method": str(ds.attrs.get("method", label)),
+                "seed": seed if seed is not None else ds.attrs.get("seed", np.nan),
+                "imbalance_ratio": float(ds.attrs.get("imbalance_ratio", np.nan)),
+                "epoch": int(one["epoch"].values),
+                "nc_eval_set": nc_eval_set,
+            }
+            nc = _select(one, "eval_set", nc_eval_set, label) if "eval_set" in one.dims else one
+            for name in catalog.names(kind="scalar"):
+                if name in nc and nc[name].ndim == 0:
+                    row[name] = float(nc[name].values)
+            if "accuracy" in one:
+                acc = one["accuracy"]
+                for s in acc["eval_set"].values.tolist() if "eval_set" in acc.dims else ["all"]:
+                    row[f"accuracy_{s}"] = float(acc.sel(eval_set=s).values if "eval_set" in acc.dims else acc.values)
+            if "hm" in one:
+                row["hm"] = float(one["hm"].values)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _select(ds, dim: str, value, label: str):
+    values = ds[dim].values.tolist()
+    if value not in values:
+        raise ValueError(f"{label!r}: {dim}={value!r} is not in the history; it holds {values}")
+    return ds.sel({dim: value})
+
+
+def correlation_table(
+    table: pd.DataFrame,
+    *,
+    metric: str,
+    accuracies: Sequence[str] = DEFAULT_ACCURACIES,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Pearson and Spearman coefficients of ``metric`` with each accuracy column, with p-values and bootstrap
+    intervals: one row per (accuracy, method). What :func:`correlation_figure` annotates."""
+    _check_columns(table, metric, accuracies)
+    rows = []
+    for acc in accuracies:
+        for method in ("pearson", "spearman"):
+            c = correlate(
+                table[metric], table[acc], method=method, confidence=confidence, n_resamples=n_resamples, seed=seed
+            )
+            rows.append(
+                {
+                    "accuracy": acc,
+                    "method": method,
+                    "r": c.r,
+                    "p_value": c.p_value,
+                    "ci_low": c.ci_low,
+                    "ci_high": c.ci_high,
+                    "n": c.n,
+                    "confidence": confidence,
+                    "label": c.label(n=False),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _check_columns(table: pd.DataFrame, metric: str, accuracies: Sequence[str]) -> None:
+    missing = [c for c in (metric, *accuracies) if c not in table.columns]
+    if missing:
+        raise ValueError(f"the table has no columns {missing}; it has {list(table.columns)}")
+
+
+def correlation_figure(
+    table: pd.DataFrame,
+    *,
+    metric: str,
+    accuracies: Sequence[str] = DEFAULT_ACCURACIES,
+    color: str = "imbalance_ratio",
+    symbol: str = "method",
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    fit: bool = True,
+    title: str | None = None,
+    width: int | None = None,
+    height: int = 520,
+) -> go.Figure:
+    """Scatter of ``metric`` (x) against each accuracy column (one panel each), with Pearson r and Spearman ρ,
+    their p-values and seeded percentile-bootstrap intervals written in each panel.
+
+    Parameters
+    ----------
+    table:
+        One row per run (see :func:`runs_table`), with the ``metric`` and ``accuracies`` columns.
+    metric:
+        The NC metric column on the x axis (catalog name: its range and direction label the axis).
+    accuracies:
+        Accuracy columns, one panel each (default base, novel, HM; absent ones are an error).
+    color, symbol:
+        Columns mapped to marker colour (default the imbalance ratio) and symbol (default the method).
+    confidence, n_resamples, seed:
+        Bootstrap settings (:func:`ncprobe.plotting.stats.bootstrap_ci`).
+    fit:
+        Draw the least-squares line over all points of a panel.
+    title, width, height:
+        Figure title and size in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Example
+    -------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"nc1": [0.1, 0.2, 0.4, 0.8], "hm": [0.8, 0.7, 0.65, 0.5],
+    ...                   "imbalance_ratio": [1, 4, 16, 16], "method": ["CoOp"] * 4})
+    >>> fig = correlation_figure(t, metric="nc1", accuracies=["hm"])
+    >>> "Pearson r = -0.98" in fig.layout.annotations[0].text
+    True
+    """
+    _check_columns(table, metric, accuracies)
+    stats = correlation_table(
+        table, metric=metric, accuracies=accuracies, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    titles = []
+    for acc in accuracies:
+        rows = stats[stats["accuracy"] == acc]
+        n = int(rows["n"].iloc[0])
+        lines = "<br>".join(rows["label"])
+        titles.append(f"<b>{_acc_title(acc)}</b> (n = {n})<br><span style='font-size:11px'>{lines}</span>")
+    fig = make_subplots(rows=1, cols=len(accuracies), subplot_titles=titles, horizontal_spacing=0.07)
+    col_values = _categories(table, color)
+    sym_values = _categories(table, symbol)
+    colors = dict(zip(col_values, run_colors(len(col_values))))
+    symbols = {v: _SYMBOLS[i % len(_SYMBOLS)] for i, v in enumerate(sym_values)}
+    hover_cols = [c for c in ("run", "method", "seed", "imbalance_ratio") if c in table.columns]
+    for col, acc in enumerate(accuracies, start=1):
+        for cv in col_values:
+            for sv in sym_values:
+                sub = table[_match(table, color, cv) & _match(table, symbol, sv)]
+                if sub.empty:
+                    continue
+                name = " · ".join(f"{k}={v}" for k, v in ((color, cv), (symbol, sv)) if v is not None)
+                fig.add_trace(
+                    go.Scatter(
+                        x=sub[metric],
+                        y=sub[acc],
+                        mode="markers",
+                        name=name or "runs",
+                        legendgroup=name,
+                        showlegend=col == 1,
+                        marker={
+                            "size": 11,
+                            "color": colors[cv],
+                            "symbol": symbols[sv],
+                            "opacity": 0.85,
+                            "line": {"color": "white", "width": 1},
+                        },
+                        customdata=sub[hover_cols].astype(str).values if hover_cols else None,
+                        hovertemplate="<br>".join(
+                            [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(hover_cols)]
+                            + [f"{metric} %{{x:.4g}}", f"{acc} %{{y:.3f}}"]
+                        )
+                        + "<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+        if fit:
+            _fit_line(fig, table[metric].to_numpy(float), table[acc].to_numpy(float), row=1, col=col)
+        fig.update_xaxes(title_text=metric_title(metric), **metric_axis(metric), row=1, col=col)
+        fig.update_yaxes(**metric_axis(acc), title_text="accuracy" if col == 1 else None, row=1, col=col)
+    ci = f"{confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}"
+    fig.update_layout(
+        title={"text": title or f"{metric} against accuracy across runs"},
+        width=width or 420 * len(accuracies) + 260,
+        height=height,
+        template="plotly_white",
+        margin={"t": 170, "b": 110},
+    )
+    fig.add_annotation(
+        text=f"[…]: {ci}; p: two-sided t test",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.32,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        font={"size": 11, "color": "#555"},
+    )
+    return fig
+
+
+def _acc_title(name: str) -> str:
+    return {"hm": "harmonic mean (HM)"}.get(name, name.replace("accuracy_", "accuracy: "))
+
+
+def _categories(table: pd.DataFrame, column: str | None) -> list:
+    if not column or column not in table.columns:
+        return [None]
+    return list(pd.unique(table[column].dropna())) + ([np.nan] if table[column].isna().any() else [])
+
+
+def _match(table: pd.DataFrame, column: str | None, value) -> pd.Series:
+    if value is None:
+        return pd.Series(True, index=table.index)
+    if isinstance(value, float) and np.isnan(value):
+        return table[column].isna()
+    return table[column] == value
+
+
+def _fit_line(fig: go.Figure, x: np.ndarray, y: np.ndarray, *, row: int, col: int) -> None:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2 or np.ptp(x[ok]) == 0:
+        return
+    slope, intercept = np.polyfit(x[ok], y[ok], 1)
+    xs = np.array([x[ok].min(), x[ok].max()])
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=slope * xs + intercept,
+            mode="lines",
+            line={"color": "#888", "dash": "dot"},
+            name="least squares",
+            showlegend=col == 1,
+            legendgroup="fit",
+            hoverinfo="skip",
+        ),
+        row=row,
+        col=col,
+    )

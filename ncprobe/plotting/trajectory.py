@@ -1,0 +1,261 @@
+"""Training trajectories: NC metrics, accuracy and losses of one or several histories against epochs,
+with mean ± std bands over seeds (``docs/history.md``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+import xarray as xr
+from plotly.subplots import make_subplots
+
+from ncprobe.core import catalog
+
+from ._common import as_dataset, etf_cosine, metric_axis, metric_title, run_colors
+
+__all__ = ["trajectory_figure", "history_runs", "trajectory_metrics", "DEFAULT_LOG_METRICS"]
+
+#: Metrics drawn on a log axis by default (they span orders of magnitude during training).
+DEFAULT_LOG_METRICS = ("nc1", "nc1_quotient", "cdnv")
+_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+_HIDDEN = ("nc2_etf_error_floor",)
+_FULL = ("accuracy", "hm", "train_accuracy")  # drawn on [0, 1]  # drawn as a reference line in nc2_etf_error's panel
+
+
+def history_runs(histories: Any) -> dict[str, xr.Dataset]:
+    """``{label: history}`` from one history, a list of them (labelled by their ``method`` attribute, made
+    unique) or a mapping (kept as is)."""
+    if isinstance(histories, xr.Dataset):
+        histories = [histories]
+    if isinstance(histories, Mapping):
+        runs = {str(k): as_dataset(v) for k, v in histories.items()}
+    else:
+        runs = {}
+        for i, h in enumerate(histories):
+            ds = as_dataset(h)
+            label = str(ds.attrs.get("method", f"run {i}"))
+            runs[label if label not in runs else f"{label} ({i})"] = ds
+    if not runs:
+        raise ValueError("no histories to draw")
+    for label, ds in runs.items():
+        if "epoch" not in ds.dims:
+            raise ValueError(f"{label!r} is not a training history (no 'epoch' dimension); see docs/history.md")
+    return runs
+
+
+def trajectory_metrics(history: xr.Dataset) -> list[str]:
+    """The default panels for ``history``: accuracy and HM, every catalog scalar it holds, then the losses."""
+    head = [v for v in ("accuracy", "hm") if v in history]
+    nc = [n for n in catalog.names(kind="scalar") if n in history and n not in _HIDDEN]
+    losses = sorted(v for v in history.data_vars if str(v).startswith("loss"))
+    return head + nc + losses
+
+
+def trajectory_figure(
+    histories: Any,
+    *,
+    metrics: Sequence[str] | None = None,
+    eval_sets: Sequence[str] | None = None,
+    band: str | None = "std",
+    log_metrics: Sequence[str] = DEFAULT_LOG_METRICS,
+    columns: int = 3,
+    title: str | None = None,
+    width: int | None = None,
+    panel_height: int = 260,
+) -> go.Figure:
+    """One panel per metric against epoch, several runs overlaid, seed bands when a ``seed`` dim exists.
+
+    Each run (e.g. ``{"CoOp": h1, "CoOp+NPT": h2}``) has one colour; each evaluation set one dash style
+    (base solid, novel dashed, …). With a ``seed`` dimension the line is the mean over seeds and the band
+    mean ± std (population std, ddof 0; ``band="sem"`` for the standard error, ``None`` for none). Panel
+    titles carry the catalog's direction of collapse (↓ lower, ↑ higher, → a target value), axis ranges
+    are the catalog's; ``nc2_max_cosine`` gets the ETF's −1/(C−1) as a dotted line and ``nc2_etf_error``
+    its floor (``nc2_etf_error_floor``) when non-zero.
+
+    Parameters
+    ----------
+    histories:
+        A history ``Dataset`` (``docs/history.md``), a list of them, or ``{label: history}``.
+    metrics:
+        Variables to draw (catalog scalars, ``accuracy``, ``hm``, ``loss*``, ``train_accuracy``, ``lr``);
+        default :func:`trajectory_metrics` of the first run.
+    eval_sets:
+        Evaluation sets to draw (default all).
+    band:
+        ``"std"``, ``"sem"`` or ``None``.
+    log_metrics:
+        Metrics drawn on a log axis.
+    columns:
+        Panels per row.
+    title, width, panel_height:
+        Figure title, width and the height of one row of panels, in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Example
+    -------
+    >>> # fig = trajectory_figure({"CoOp": coop.history, "CoOp+NPT": npt.history}, metrics=["hm", "nc1"])
+    """
+    if band not in ("std", "sem", None):
+        raise ValueError(f"band must be 'std', 'sem' or None, got {band!r}")
+    runs = history_runs(histories)
+    first = next(iter(runs.values()))
+    names = list(metrics) if metrics is not None else trajectory_metrics(first)
+    missing = [m for m in names if not any(m in h for h in runs.values())]
+    if missing:
+        raise ValueError(f"no history holds {missing}; the first holds {trajectory_metrics(first)}")
+    if not names:
+        raise ValueError("nothing to draw: the history holds no metric, accuracy or loss")
+    cols = max(1, min(columns, len(names)))
+    rows = math.ceil(len(names) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[metric_title(m) for m in names],
+        horizontal_spacing=0.07,
+        vertical_spacing=min(0.12, 0.5 / rows),
+    )
+    colors = run_colors(len(runs))
+    all_sets = _eval_sets(runs, eval_sets)
+    dash_of = {s: _DASHES[i % len(_DASHES)] for i, s in enumerate(all_sets)}
+    legend_done: set[str] = set()
+    for i, name in enumerate(names):
+        row, col = divmod(i, cols)
+        row, col = row + 1, col + 1
+        for (label, ds), color in zip(runs.items(), colors):
+            if name not in ds:
+                continue
+            var = ds[name]
+            sets = [s for s in all_sets if "eval_set" in var.dims and s in var["eval_set"].values.tolist()] or [None]
+            for s in sets:
+                series = var.sel(eval_set=s) if s is not None else var
+                key = f"{label} · {s}" if s is not None else label
+                _line(
+                    fig,
+                    series,
+                    band,
+                    key=key,
+                    color=color,
+                    dash=dash_of.get(s, "solid"),
+                    show=key not in legend_done,
+                    row=row,
+                    col=col,
+                    metric=name,
+                )
+                legend_done.add(key)
+                _references(fig, ds, name, s, row=row, col=col)
+        fig.update_yaxes(**metric_axis(name, log=name in log_metrics, full=name in _FULL), row=row, col=col)
+        fig.update_xaxes(title_text="epoch" if row == rows else None, row=row, col=col)
+    fig.update_layout(
+        title=title or "Training trajectories",
+        width=width or 330 * cols + 260,
+        height=panel_height * rows + 120,
+        template="plotly_white",
+        hovermode="x unified",
+        legend={"title": {"text": "run · eval set"}},
+    )
+    return fig
+
+
+def _eval_sets(runs: dict[str, xr.Dataset], wanted: Sequence[str] | None) -> list[str]:
+    have = list(dict.fromkeys(str(s) for ds in runs.values() if "eval_set" in ds.dims for s in ds["eval_set"].values))
+    if wanted is None:
+        return have
+    unknown = [s for s in wanted if s not in have]
+    if unknown:
+        raise ValueError(f"eval sets {unknown} are not in the histories; they hold {have}")
+    return list(wanted)
+
+
+def _line(fig, series: xr.DataArray, band, *, key, color, dash, show, row, col, metric) -> None:
+    extra = [d for d in series.dims if d not in ("epoch", "seed")]
+    if extra:
+        raise ValueError(f"{metric!r} has dimensions {extra} besides epoch/seed; trajectories draw scalars only")
+    epochs = series["epoch"].values
+    if "seed" in series.dims and series.sizes["seed"] > 1:
+        mean = series.mean("seed", skipna=True).values
+        spread = series.std("seed", ddof=0, skipna=True).values
+        if band == "sem":
+            spread = spread / np.sqrt(series.count("seed").values.clip(min=1))
+        n_seeds = series.sizes["seed"]
+    else:
+        mean = (series.isel(seed=0) if "seed" in series.dims else series).values
+        spread, n_seeds = None, 1
+    if band and spread is not None:
+        ok = np.isfinite(mean) & np.isfinite(spread)
+        x = np.concatenate([epochs[ok], epochs[ok][::-1]])
+        y = np.concatenate([(mean + spread)[ok], (mean - spread)[ok][::-1]])
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                fill="toself",
+                mode="lines",
+                line={"width": 0},
+                fillcolor=_alpha(color, 0.18),
+                legendgroup=key,
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=row,
+            col=col,
+        )
+    hover = f"{key}<br>{metric} %{{y:.4g}}"
+    if spread is not None:
+        hover += " ± %{customdata:.2g}" + f" ({band}, {n_seeds} seeds)"
+    fig.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=mean,
+            mode="lines+markers",
+            name=key,
+            legendgroup=key,
+            showlegend=show,
+            line={"color": color, "dash": dash, "width": 2},
+            marker={"size": 4},
+            customdata=spread,
+            hovertemplate=hover + "<extra></extra>",
+        ),
+        row=row,
+        col=col,
+    )
+
+
+def _references(fig, ds: xr.Dataset, name: str, eval_set, *, row, col) -> None:
+    if name == "nc2_max_cosine" and "class_count" in ds:
+        counts = ds["class_count"]
+        if eval_set is not None and "eval_set" in counts.dims:
+            counts = counts.sel(eval_set=eval_set)
+        counts = counts.isel({d: -1 for d in counts.dims if d != "class"})
+        c = int((np.nan_to_num(counts.values) > 0).sum())
+        if c >= 2:
+            fig.add_hline(
+                y=etf_cosine(c),
+                line={"dash": "dot", "color": "#777", "width": 1},
+                row=row,
+                col=col,
+                annotation_text=f"ETF, C={c}",
+                annotation_font_size=9,
+            )
+    if name == "nc2_etf_error" and "nc2_etf_error_floor" in ds:
+        floor = float(np.nanmax(ds["nc2_etf_error_floor"].values))
+        if floor > 0:
+            fig.add_hline(
+                y=floor,
+                line={"dash": "dot", "color": "#777", "width": 1},
+                row=row,
+                col=col,
+                annotation_text="floor (C > D+1)",
+                annotation_font_size=9,
+            )
+
+
+def _alpha(color: str, alpha: float) -> str:
+    rgb = pcolors.hex_to_rgb(color) if color.startswith("#") else pcolors.unlabel_rgb(color)
+    r, g, b = (int(round(v)) for v in rgb)
+    return f"rgba({r},{g},{b},{alpha})"

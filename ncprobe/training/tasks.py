@@ -1,0 +1,240 @@
+"""The data side of a run: which images train, which evaluate, under which class names.
+
+A :class:`Task` holds the training split (after Dassl's seeded K-shot draw, the base/novel subsampling and
+the optional imbalance profile, all from :mod:`ncprobe.data`), the evaluation sets of the protocol, a global
+class index shared by the history's ``class`` dimension, and the few-shot selection as a portable
+:class:`~ncprobe.data.FewShotManifest` (written to the run's ``manifest.json``; ``data.manifest`` starts a run
+from one, and a manifest of another selection — other shots, seed, classes or images — is refused). Protocols:
+
+* ``few_shot`` — train and evaluate on all classes (``"all"``);
+* ``base_to_novel`` — train on the base half (first ``ceil(C/2)`` labels), evaluate ``"base"`` among base
+  names and ``"novel"`` among novel names (CoCoOp protocol; HM of the two);
+* ``cross_dataset`` — train on every class of the source, evaluate each target dataset among its own names;
+* ``domain_generalization`` — train on the source, evaluate domain-shifted versions of its classes.
+
+The embedded testbed goes through the same :func:`ncprobe.data.prepare_dataset` pipeline as the CoOp
+datasets (:mod:`.testbed_tasks`), so both share one sampler, one base/novel rule and one imbalance rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ncprobe.data import (
+    BENCHMARK_11,
+    DG_TARGETS,
+    FewShotManifest,
+    ImageItemDataset,
+    ImbalanceSpec,
+    build_test_transform,
+    build_train_transform,
+    load_dataset,
+    resolve_name,
+)
+
+from .config import DataConfig
+
+__all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec", "draw_subsample"]
+
+
+@dataclass
+class EvalSet:
+    """One evaluation set: its images, its own class names (labels ``0..k-1``) and their global indices."""
+
+    name: str
+    dataset: Dataset
+    labels: torch.Tensor
+    classnames: list[str]
+    class_index: np.ndarray
+    templates: str | list[str]
+    class_texts: list[list[str]] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classnames)
+
+
+@dataclass
+class Task:
+    """Everything a run needs from the data (see the module docstring)."""
+
+    dataset: str
+    protocol: str
+    train: Dataset
+    train_augmented: Dataset | None
+    train_labels: torch.Tensor
+    train_classnames: list[str]
+    train_class_index: np.ndarray
+    templates: str | list[str]
+    eval_sets: list[EvalSet]
+    classnames: list[str]
+    class_split: list[str]
+    selection: FewShotManifest
+    train_class_texts: list[list[str]] | None = None
+    ood: Dataset | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: ``draw_train(num_shots, classes)`` → ``(images, labels)``: the source's training split drawn again with
+    #: ``num_shots`` images per class (``None``: the run's own) over the run's training classes (``"train"``)
+    #: or every class of the dataset (``"all"``: labels are the global class index, base classes first), with
+    #: the run's seed and the evaluation transform and without an imbalance profile. For terms that need more
+    #: than the run's few-shot set, e.g. Craft's original static anchors (up to 200 images per class, novel
+    #: classes included); ``None`` when the task cannot provide it.
+    draw_train: Callable[[int | None, str], tuple[Dataset, torch.Tensor]] | None = None
+
+    @property
+    def train_counts(self) -> np.ndarray:
+        return np.bincount(self.train_labels.numpy(), minlength=len(self.train_classnames))
+
+    def eval_set(self, name: str) -> EvalSet:
+        for es in self.eval_sets:
+            if es.name == name:
+                return es
+        raise KeyError(f"no evaluation set {name!r}; this task has {[e.name for e in self.eval_sets]}")
+
+
+def imbalance_spec(cfg: DataConfig, seed: int) -> ImbalanceSpec | None:
+    if cfg.imbalance_ratio < 1:
+        raise ValueError(f"imbalance_ratio must be >= 1 (n_max/n_min), got {cfg.imbalance_ratio}")
+    if cfg.imbalance_ratio == 1:
+        return None
+    order = seed if cfg.class_order_seed is None else cfg.class_order_seed
+    return ImbalanceSpec(profile=cfg.imbalance_profile, ratio=float(cfg.imbalance_ratio), seed=int(order))
+
+
+def protocol_subsamples(protocol: str) -> tuple[str, list[tuple[str, str]]]:
+    """The training subsample and the (eval name, subsample) pairs of a within-dataset protocol."""
+    if protocol == "base_to_novel":
+        return "base", [("base", "base"), ("novel", "novel")]
+    return "all", [("all", "all")]
+
+
+def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int, targets: Sequence[str] = ()) -> Task:
+    """The task of ``cfg`` for one seed (dispatching to the testbed or to the CoOp datasets)."""
+    if cfg.num_shots < 1:
+        raise ValueError(f"num_shots must be at least 1, got {cfg.num_shots}")
+    if cfg.dataset == "testbed":
+        from .testbed_tasks import build_testbed_task
+
+        return build_testbed_task(cfg, protocol=protocol, seed=seed, targets=targets)
+    return _build_coop_task(cfg, protocol=protocol, seed=seed, image_size=image_size, targets=targets)
+
+
+def _image_dataset(items, transform) -> ImageItemDataset:
+    return ImageItemDataset(items, transform=transform)
+
+
+def _labels(items) -> torch.Tensor:
+    return torch.tensor([it.label for it in items], dtype=torch.int64)
+
+
+def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int, targets: Sequence[str]) -> Task:
+    if cfg.root is None:
+        raise ValueError(f"data.root is required for dataset {cfg.dataset!r} (the folder holding the CoOp datasets)")
+    name = resolve_name(cfg.dataset)
+    test_tf = build_test_transform(size=image_size)
+    train_tf = build_train_transform(size=image_size) if cfg.augment_views > 0 else None
+    train_sub, eval_pairs = protocol_subsamples(protocol)
+    imb = imbalance_spec(cfg, seed)
+    ds = load_dataset(
+        name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=train_sub, imbalance=imb, manifest=cfg.manifest
+    )
+    classnames, split = list(ds.classnames), ["base" if protocol == "base_to_novel" else "all"] * ds.num_classes
+    eval_sets: list[EvalSet] = []
+    for eval_name, sub in eval_pairs:
+        part = (
+            ds if sub == train_sub else load_dataset(name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=sub)
+        )
+        if sub == "novel":
+            index = np.arange(len(classnames), len(classnames) + part.num_classes)
+            classnames += list(part.classnames)
+            split += ["novel"] * part.num_classes
+        else:
+            index = np.arange(part.num_classes)
+        eval_sets.append(
+            EvalSet(
+                eval_name,
+                _image_dataset(part.test, test_tf),
+                _labels(part.test),
+                list(part.classnames),
+                index,
+                part.template,
+            )
+        )
+    if protocol in ("cross_dataset", "domain_generalization"):
+        names = list(targets) or [t for t in (BENCHMARK_11 if protocol == "cross_dataset" else DG_TARGETS) if t != name]
+        for target in names:
+            part = load_dataset(target, cfg.root, num_shots=0, subsample="all")
+            index = np.arange(len(classnames), len(classnames) + part.num_classes)
+            classnames += list(part.classnames)
+            split += [part.name] * part.num_classes
+            eval_sets.append(
+                EvalSet(
+                    part.name,
+                    _image_dataset(part.test, test_tf),
+                    _labels(part.test),
+                    list(part.classnames),
+                    index,
+                    part.template,
+                )
+            )
+
+    def draw_train(num_shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
+        sub = draw_subsample(train_sub, classes)
+        shots = cfg.num_shots if num_shots is None else int(num_shots)
+        part = load_dataset(name, cfg.root, num_shots=shots, seed=seed, subsample=sub)
+        return _image_dataset(part.train, test_tf), _labels(part.train)
+
+    ood = None
+    if cfg.ood_target:
+        target = load_dataset(cfg.ood_target, cfg.root, num_shots=0, subsample="all")
+        pool = target.train or target.test
+        rng = np.random.default_rng(seed)
+        pick = sorted(rng.choice(len(pool), size=min(len(pool), len(ds.train)), replace=False).tolist())
+        ood = _image_dataset([pool[i] for i in pick], train_tf or test_tf)
+    return Task(
+        dataset=ds.name,
+        protocol=protocol,
+        train=_image_dataset(ds.train, test_tf),
+        train_augmented=None if train_tf is None else _image_dataset(ds.train, train_tf),
+        train_labels=_labels(ds.train),
+        train_classnames=list(ds.classnames),
+        train_class_index=np.arange(ds.num_classes),
+        templates=ds.template,
+        eval_sets=eval_sets,
+        classnames=classnames,
+        class_split=split,
+        selection=ds.to_manifest(),
+        ood=ood,
+        draw_train=draw_train,
+    )
+
+
+def draw_subsample(train_subsample: str, classes: str) -> str:
+    """The subsample of :attr:`Task.draw_train`'s ``classes`` (``"train"`` or ``"all"``)."""
+    if classes not in ("train", "all"):
+        raise ValueError(f"classes must be 'train' or 'all', got {classes!r}")
+    return train_subsample if classes == "train" else "all"
+
+
+def apply_transform_dataset(
+    images: torch.Tensor, labels: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> Dataset:
+    """A dataset over already-decoded image tensors (N, 3, H, W), with an optional tensor transform."""
+    return _TensorImages(images, labels, transform)
+
+
+class _TensorImages(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        x = self.images[i]
+        return (self.transform(x) if self.transform is not None else x), int(self.labels[i])
