@@ -130,8 +130,6 @@ def test_crop_style_is_deterministic_and_needs_sources():
     assert torch.equal(strokes.images, a.images[:20])
     with pytest.raises(ValueError, match="stroke sources"):
         sy.make_synthetic_set(cfg)
-    with pytest.raises(ValueError, match="contrast"):
-        sy.SyntheticConfig(contrast="nearby")
 
 
 def test_crop_style_keeps_only_the_curves_half():
