@@ -36,8 +36,9 @@ from ncprobe.testbed.benchmark import (
     base_novel_labels,
     benchmark_classes,
 )
+from ncprobe.testbed.evaluation import evaluate_zero_shot
 from ncprobe.testbed.model import build_model, build_tokenizer, minilm_version
-from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, evaluate_zero_shot, train_image_tower
+from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, train_image_tower
 
 __all__ = [
     "TESTBED_NAME",

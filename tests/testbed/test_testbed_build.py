@@ -12,6 +12,7 @@ import torch
 from ncprobe.models.features import text_features
 from ncprobe.testbed import EmbeddedBenchmark, class_text_features
 from ncprobe.testbed import build as tb
+from ncprobe.testbed import evaluation as te
 from ncprobe.testbed import model as tm
 from ncprobe.testbed import pretraining as tt
 from ncprobe.testbed.__main__ import main
@@ -70,7 +71,7 @@ def test_zero_shot_block_reports_both_protocols(fast_bundle):
     assert meta["classnames"][:10] == [c.name for c in tb.benchmark_classes()][:10]
     assert meta["descriptions"] == [list(c.descriptions) for c in tb.benchmark_classes()]
     # the stored numbers are reproducible from the loaded bundle
-    again = tt.evaluate_zero_shot(fast_bundle)
+    again = te.evaluate_zero_shot(fast_bundle)
     for protocol in ("descriptions", "names"):
         for key in ("base", "novel"):
             assert again["protocols"][protocol][key] == pytest.approx(zs["protocols"][protocol][key], abs=0.005)
