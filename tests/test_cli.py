@@ -50,6 +50,16 @@ def test_quickstart_measures_the_embedded_testbed(tmp_path, capsys):
     assert main(["quickstart", "--preset", "fast", "--quiet", "-o", str(out_nc)]) == 0
     text = capsys.readouterr().out
     assert "t2i_zero_shot_accuracy" in text and "novel" in text and out_nc.exists()
+    # both zero-shot protocols, labelled, with the stored numbers; the primary (descriptions) first
+    from ncprobe.testbed import load_testbed, testbed_metadata
+
+    zs = testbed_metadata(load_testbed("fast", progress=False))["zero_shot"]
+    described = next(line for line in text.splitlines() if "descriptions protocol (primary)" in line)
+    named = next(line for line in text.splitlines() if "names protocol" in line)
+    assert text.index(described) < text.index(named)
+    for line, scores in ((described, zs["protocols"]["descriptions"]), (named, zs["protocols"]["names"])):
+        assert f"base {scores['base']:.3f}, novel {scores['novel']:.3f}" in line
+        assert f"digits {scores['novel_digits']:.3f}" in line
     from ncprobe import NCReport
 
     report = NCReport.from_netcdf(out_nc)

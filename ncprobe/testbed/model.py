@@ -51,8 +51,8 @@ class ArchConfig:
     layers: number of ViT blocks.
     head_width: width per attention head (``heads = width // head_width``).
     mlp_ratio: MLP hidden size / width.
-    context_length: tokenizer context length (padded). MiniLM itself accepts up to 512; 32 holds any
-        benchmark prompt plus 16 learned context tokens (CoOp's default) with room to spare.
+    context_length: tokenizer context length (padded). MiniLM itself accepts up to 512; 64 holds the
+        longest class description (31 tokens) plus 16 learned context tokens (CoOp's default).
     """
 
     image_size: int = 32
@@ -61,7 +61,7 @@ class ArchConfig:
     layers: int = 4
     head_width: int = 32
     mlp_ratio: float = 4.0
-    context_length: int = 32
+    context_length: int = 64
 
     def to_dict(self) -> dict:
         """The configuration as a plain dict (JSON-serialisable)."""
@@ -180,7 +180,7 @@ def build_tokenizer(arch: ArchConfig | None = None) -> HFTokenizer:
     Parameters
     ----------
     arch:
-        Supplies ``context_length`` (default 32).
+        Supplies ``context_length`` (default 64).
 
     Returns
     -------

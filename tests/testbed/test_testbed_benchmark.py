@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
 import torch
 
 from ncprobe.testbed import benchmark as bm
+from ncprobe.testbed.descriptions import DESCRIPTIONS
 from ncprobe.testbed.images import MissingSourceError
 
 FASHION = {
@@ -117,3 +119,43 @@ def test_sklearn_digits_fallback_only_when_asked(tmp_path, monkeypatch):
     assert train.sources == {"digits": "sklearn-digits"}
     assert len(train) + len(test) == 1797 and abs(len(train) / 1797 - 0.8) < 0.01
     assert train[0][0].shape == (3, 32, 32)
+
+
+def test_class_texts_under_both_protocols():
+    test = bm.EmbeddedBenchmark("test")
+    assert bm.BENCHMARK_NAME == "ncprobe-embedded-v2" and test.protocol == "descriptions"
+    assert bm.PROTOCOLS == ("descriptions", "names")
+    described = test.class_texts()
+    assert described == test.class_texts("descriptions") == [list(DESCRIPTIONS[n]) for n in test.classnames]
+    assert all(len(t) == 3 for t in described)
+    assert test.class_texts("names") == [[f"a photo of a {n}."] for n in test.classnames]
+    novel = test.subset("novel")
+    assert novel.class_texts() == described[10:] and novel.class_texts("names") == test.class_texts("names")[10:]
+    assert bm.class_texts(bm.CLASSES) == described
+    with pytest.raises(ValueError, match="protocol"):
+        test.class_texts("captions")
+    with pytest.raises(ValueError, match="no descriptions"):
+        bm.class_texts([bm.ClassInfo("thing", "clothes", 0)])
+
+
+def test_descriptions_follow_their_stated_rule():
+    """The rule in the data card: garments name themselves first; digits never say their own name;
+    no sentence names another class of the benchmark."""
+    names = [c.name for c in bm.CLASSES]
+    for c in bm.CLASSES:
+        for k, sentence in enumerate(c.descriptions):
+            own = c.name.split()[-1] if c.domain == "digits" else c.name
+            if c.domain == "clothes" and k == 0:
+                assert own in sentence, (c.name, sentence)
+            if c.domain == "digits":
+                assert not re.search(rf"\b{own}\b", sentence), (c.name, sentence)
+            rest = sentence.replace(c.name, " ")
+            others = [n for n in names if n != c.name and re.search(rf"(?<![\w-]){re.escape(n)}\b", rest)]
+            assert not others, (c.name, sentence, others)
+
+
+def test_base_novel_labels_is_the_data_rule():
+    from ncprobe.data import base_novel_labels
+
+    assert bm.base_novel_labels(20) == base_novel_labels(range(20)) == (list(range(10)), list(range(10, 20)))
+    assert bm.base_novel_labels([4, 2, 9]) == base_novel_labels([4, 2, 9]) == ([2, 4], [9])
