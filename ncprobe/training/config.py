@@ -53,7 +53,11 @@ class ModelConfig:
         help="open_clip pretrained tag or local checkpoint path (None: random "
         "init; ignored for the testbed, which loads its cached build)",
     )
-    testbed_preset: str = _f("default", help="embedded testbed build", choices=("default", "fast"))
+    testbed_preset: str = _f(
+        "default",
+        help="embedded testbed build (data_cards/embedded_benchmark.md)",
+        choices=("default", "fast", "transfer"),
+    )
     precision: str = _f(
         "fp32",
         help="fp32, or autocast in bf16/fp16 (the Dassl code ran CLIP in fp16; a NaN "
