@@ -24,6 +24,8 @@ from ncprobe.core.geometry import normalize_rows
 from ncprobe.models import CLIPBundle
 from ncprobe.models.features import text_features
 
+from .methods import ZeroShotCLIP
+
 __all__ = [
     "ClassTextEnsemble",
     "SentenceZeroShot",
@@ -126,48 +128,13 @@ class ClassTextEnsemble(nn.Module):
         return ClassTextEnsemble(self.inner.with_classnames(sentences), class_texts)
 
 
-class SentenceZeroShot(nn.Module):
+class SentenceZeroShot(ZeroShotCLIP):
     """Zero-shot CLIP whose class text is the mean of each class's sentences (the interface of PromptedCLIP)."""
 
-    prompt_learner = None
-
     def __init__(self, bundle: CLIPBundle, class_texts: Sequence[Sequence[str]]):
-        super().__init__()
-        self._bundle = bundle
-        self.clip = bundle.model
-        self.clip.requires_grad_(False)
-        self.clip.eval()
+        nn.Module.__init__(self)
         self.class_texts = [list(t) for t in class_texts]
-        feats = sentence_class_features(bundle, self.class_texts, device=bundle.device)
-        self.register_buffer("class_text", feats.to(bundle.device), persistent=False)
-
-    @property
-    def bundle(self) -> CLIPBundle:
-        return self._bundle
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.clip.logit_scale.exp()
-
-    def train(self, mode: bool = True) -> SentenceZeroShot:
-        self.training = mode
-        self.clip.eval()
-        return self
-
-    def encode_image(self, images: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
-        feats = self.clip.encode_image(images)
-        return normalize_rows(feats) if normalize else feats
-
-    def encode_text(self, image_features: torch.Tensor | None = None, *, normalize: bool = True) -> torch.Tensor:
-        return self.class_text
-
-    def encode_sentences(self, texts, *, normalize: bool = True) -> torch.Tensor:
-        ids = self.bundle.tokenizer(list(texts)).to(self.bundle.device)
-        feats = self.clip.encode_text(ids)
-        return normalize_rows(feats) if normalize else feats
-
-    def compute_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * image_features @ text_features.to(image_features.dtype).T
+        self._freeze(bundle, sentence_class_features(bundle, self.class_texts, device=bundle.device))
 
     def with_classnames(self, class_texts: Sequence[Sequence[str]]) -> SentenceZeroShot:
         return SentenceZeroShot(self.bundle, class_texts)

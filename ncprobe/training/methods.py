@@ -85,14 +85,17 @@ class ZeroShotCLIP(nn.Module):
 
     def __init__(self, bundle: CLIPBundle, classnames: Sequence[str], templates: str | Sequence[str]):
         super().__init__()
+        self.classnames = tuple(classnames)
+        self.templates = templates
+        self._freeze(bundle, text_features(bundle, self.classnames, templates, normalize=True, device=bundle.device))
+
+    def _freeze(self, bundle: CLIPBundle, class_text: torch.Tensor) -> None:
+        """Hold the frozen model and the fixed ``(C, d)`` class text (a non-persistent buffer)."""
         self._bundle = bundle
         self.clip = bundle.model
         self.clip.requires_grad_(False)
         self.clip.eval()
-        self.classnames = tuple(classnames)
-        self.templates = templates
-        feats = text_features(bundle, self.classnames, templates, normalize=True, device=bundle.device)
-        self.register_buffer("class_text", feats.to(bundle.device), persistent=False)
+        self.register_buffer("class_text", class_text.to(bundle.device), persistent=False)
 
     @property
     def bundle(self) -> CLIPBundle:
