@@ -271,17 +271,7 @@ def _run_seed(
     if run_dir is not None and info.is_main:
         _prepare_folder(run_dir, one, digest, cfg.resume)
     spec = get_method(cfg.method.name)
-    task = build_task(cfg.data, protocol=cfg.data.protocol, seed=seed, image_size=_image_size(bundle))
-    model = build_model(
-        spec,
-        cfg.method,
-        bundle,
-        task.train_classnames,
-        templates=task.templates,
-        seed=seed,
-        class_texts=task.train_class_texts,
-    )
-    model.to(device)
+    task, model = _task_and_model(cfg, spec, bundle, seed, device)
     regs = [(r.name, float(r.weight), build_regularizer(r.name, r.options)) for r in cfg.regularizers]
     use_bank = spec.frozen_image_features and cfg.feature_bank != "off"
     if cfg.feature_bank == "on" and not spec.frozen_image_features:
@@ -372,6 +362,22 @@ def _final(records: list[EpochRecord], attrs: dict, regs: list, seconds: float) 
     }
 
 
+def _task_and_model(cfg: TrainConfig, spec, bundle, seed: int, device) -> tuple:
+    """The seed's task (data under the protocol) and the method's model on ``device`` (training and evaluation
+    build them the same way, so an evaluated checkpoint meets the model it was trained in)."""
+    task = build_task(cfg.data, protocol=cfg.data.protocol, seed=seed, image_size=_image_size(bundle))
+    model = build_model(
+        spec,
+        cfg.method,
+        bundle,
+        task.train_classnames,
+        templates=task.templates,
+        seed=seed,
+        class_texts=task.train_class_texts,
+    )
+    return task, model.to(device)
+
+
 def train(config: Any) -> TrainResult:
     """Train prompts and track neural collapse every epoch.
 
@@ -433,17 +439,7 @@ def evaluate(run_dir: str | Path, *, checkpoint: str | Path | None = None) -> di
     bundle = _load_bundle(cfg, device)
     spec = get_method(cfg.method.name)
     seed = int(cfg.seeds[0])
-    task = build_task(cfg.data, protocol=cfg.data.protocol, seed=seed, image_size=_image_size(bundle))
-    model = build_model(
-        spec,
-        cfg.method,
-        bundle,
-        task.train_classnames,
-        templates=task.templates,
-        seed=seed,
-        class_texts=task.train_class_texts,
-    )
-    model.to(device)
+    task, model = _task_and_model(cfg, spec, bundle, seed, device)
     if state["learner"] is not None:
         model.prompt_learner.load_state_dict(state["learner"])
     plan_cfg = cfg.replace(resume=False, output_dir=None)
