@@ -41,7 +41,16 @@ try:  # pragma: no cover - exercised implicitly
 except ImportError:  # pragma: no cover
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "class_sums", "residuals", "residual_pair", "residual_norms", "best_two"]
+__all__ = [
+    "AVAILABLE",
+    "class_sums",
+    "residuals",
+    "residual_pair",
+    "residual_norms",
+    "best_two",
+    "decide_count",
+    "run_tasks",
+]
 
 
 def _jit(**options):
@@ -220,6 +229,72 @@ if AVAILABLE:
             pred[i] = k1
             margin[i] = b1 - _max(buf, c)
 
+    @_jit(nogil=True, fastmath={"nnan"})
+    def _decide_count(
+        products, alpha, table, codes, bound, scale, reference, pred, correct, agree, unsure
+    ):  # pragma: no cover - compiled
+        # _best_two's decision per row, tallied at once: rows whose margin is within bound·scale[i] are
+        # listed in unsure (their number is returned) and left untallied; the others add to correct[y_i]
+        # (pred == y_i) and, with a reference decision, to agree[y_i] (pred == reference_i).
+        n, c = products.shape
+        shared = table.shape[0] == 1
+        with_reference = reference.shape[0] > 0
+        buf = np.empty(c, dtype=np.float64)
+        nb = 0
+        for i in range(n):
+            y = codes[i]
+            t = table[0] if shared else table[y]
+            p = products[i]
+            for k in range(c):
+                buf[k] = alpha * np.float64(p[k]) + t[k]
+            b1 = _max(buf, c)
+            k1 = 0
+            while buf[k1] != b1:
+                k1 += 1
+            buf[k1] = -np.inf
+            pred[i] = k1
+            if b1 - _max(buf, c) <= bound * scale[i]:
+                unsure[nb] = i
+                nb += 1
+                continue
+            if k1 == y:
+                correct[y] += 1
+            if with_reference and k1 == reference[i]:
+                agree[y] += 1
+        return nb
+
+
+_NO_REFERENCE = np.empty(0, dtype=np.int64)
+
+
+def decide_count(
+    products: np.ndarray,
+    alpha: float,
+    table: np.ndarray,
+    codes: np.ndarray,
+    *,
+    bound: float,
+    scale: np.ndarray,
+    pred: np.ndarray,
+    correct: np.ndarray,
+    agree: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """On the calling thread: per row i, ``pred[i] = argmax_k (alpha·products[i, k] + table[codes[i], k])``
+    (as :func:`best_two`); rows whose top-2 margin is at most ``bound·scale[i]`` are returned (row indices)
+    and not tallied; every other row adds 1 to ``correct[codes[i]]`` when ``pred[i] == codes[i]`` and to
+    ``agree[codes[i]]`` when ``pred[i] == reference[i]`` (int64 tallies, updated in place). A negative
+    ``bound`` certifies every row."""
+    unsure = np.empty(len(codes), dtype=np.int64)
+    ref = _NO_REFERENCE if reference is None else reference
+    agree = correct if agree is None else agree
+    args = (products, float(alpha), table, codes, float(bound), scale, ref, pred, correct, agree, unsure)
+    if _decide_count in _COMPILED:
+        nb = _decide_count(*args)
+    else:
+        nb = _first_call(_decide_count, lambda: _decide_count(*args))
+    return unsure[:nb]
+
 
 def _contiguous_codes(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes, dtype=np.int64)
@@ -240,24 +315,33 @@ def _run(tasks: list, kernel) -> None:
     """Run the callables, one per thread. The kernels release the GIL; the pool's threads sleep between
     calls, so they do not spin against torch's OpenMP threads (as numba's own OpenMP pool would). The first
     call of ``kernel`` runs alone first (it may compile)."""
-    global _POOL
     if kernel not in _COMPILED:
         _first_call(kernel, tasks[0])
         tasks = tasks[1:]
-    if len(tasks) == 1:
-        tasks[0]()
-        return
-    if not tasks:
-        return
-    if _POOL is None or _POOL._max_workers < len(tasks):
-        _POOL = ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="ncprobe")
-    for f in [_POOL.submit(task) for task in tasks]:
-        f.result()
+    run_tasks(tasks)
 
 
-def _rows_in_parallel(kernel, n: int, *args) -> None:
-    """``kernel(*args, lo, hi)`` over one block of rows per thread."""
-    t = min(threads(), max(1, n // _MIN_ROWS))
+def run_tasks(tasks: list) -> list:
+    """The callables' results, in order; each runs on one of the pool's threads (the last on the calling
+    thread). Used for the kernels above and for the CPU read in parts (:mod:`ncprobe.core.cpu_read`), whose
+    tasks call the kernels serially (a task must not submit to the pool itself)."""
+    global _POOL
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    if _POOL is None or _POOL._max_workers < len(tasks) - 1:
+        _POOL = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="ncprobe")
+    futures = [_POOL.submit(task) for task in tasks[:-1]]
+    last = tasks[-1]()
+    return [f.result() for f in futures] + [last]
+
+
+def _rows_in_parallel(kernel, n: int, *args, serial: bool = False) -> None:
+    """``kernel(*args, lo, hi)`` over one block of rows per thread (all rows on the calling thread when
+    ``serial``)."""
+    if serial and kernel in _COMPILED:
+        kernel(*args, 0, n)
+        return
+    t = 1 if serial else min(threads(), max(1, n // _MIN_ROWS))
     b = [n * i // t for i in range(t + 1)]
     _run([functools.partial(kernel, *args, b[i], b[i + 1]) for i in range(t)], kernel)
 
@@ -292,34 +376,59 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
 
 
 def residuals(
-    x: np.ndarray, codes: np.ndarray, means: np.ndarray, out: np.ndarray, x_ss: np.ndarray | None = None
+    x: np.ndarray,
+    codes: np.ndarray,
+    means: np.ndarray,
+    out: np.ndarray,
+    x_ss: np.ndarray | None = None,
+    *,
+    row_ss: np.ndarray | None = None,
+    serial: bool = False,
 ) -> np.ndarray:
     """Write ``x - means[codes]`` into ``out`` (its dtype sets the rounding) and return each row's
-    float64 squared norm of the rounded residual; ``x_ss``, if given, receives each row's ‖x_i‖²."""
-    row_ss = np.empty(x.shape[0], dtype=np.float64)
+    float64 squared norm of the rounded residual (into ``row_ss`` if given); ``x_ss``, if given, receives
+    each row's ‖x_i‖². ``serial`` runs on the calling thread (the default splits the rows over threads)."""
+    row_ss = np.empty(x.shape[0], dtype=np.float64) if row_ss is None else row_ss
     args = (np.ascontiguousarray(x), _contiguous_codes(codes), np.ascontiguousarray(means, dtype=np.float64))
     x_ss = np.empty(0, dtype=np.float64) if x_ss is None else x_ss
-    _rows_in_parallel(_residuals, x.shape[0], *args, out, row_ss, x_ss)
+    _rows_in_parallel(_residuals, x.shape[0], *args, out, row_ss, x_ss, serial=serial)
     return row_ss
 
 
 def residual_pair(
-    x: np.ndarray, codes: np.ndarray, means: np.ndarray, out64: np.ndarray, out32: np.ndarray, row_ss: np.ndarray
+    x: np.ndarray,
+    codes: np.ndarray,
+    means: np.ndarray,
+    out64: np.ndarray,
+    out32: np.ndarray,
+    row_ss: np.ndarray,
+    *,
+    serial: bool = False,
 ) -> None:
     """Write ``x - means[codes]`` in float64 into ``out64`` and rounded to float32 into ``out32``, and
     each row's float64 squared norm into ``row_ss`` (one read of ``x``)."""
-    _rows_in_parallel(_residual_pair, x.shape[0], x, codes, means, out64, out32, row_ss)
+    _rows_in_parallel(_residual_pair, x.shape[0], x, codes, means, out64, out32, row_ss, serial=serial)
 
 
-def residual_norms(x: np.ndarray, codes: np.ndarray, means: np.ndarray, single: bool, row_ss: np.ndarray) -> None:
+def residual_norms(
+    x: np.ndarray, codes: np.ndarray, means: np.ndarray, single: bool, row_ss: np.ndarray, *, serial: bool = False
+) -> None:
     """Each row's float64 ‖x_i − means[codes_i]‖² (of the residual rounded to float32 when ``single``)
     into ``row_ss``, without writing the residuals."""
-    _rows_in_parallel(_residual_norms, x.shape[0], x, codes, means, bool(single), row_ss)
+    _rows_in_parallel(_residual_norms, x.shape[0], x, codes, means, bool(single), row_ss, serial=serial)
 
 
 def best_two(
-    products: np.ndarray, alpha: float, table: np.ndarray, codes: np.ndarray, pred: np.ndarray, margin: np.ndarray
+    products: np.ndarray,
+    alpha: float,
+    table: np.ndarray,
+    codes: np.ndarray,
+    pred: np.ndarray,
+    margin: np.ndarray,
+    *,
+    serial: bool = False,
 ) -> None:
     """Per row i: ``pred[i] = argmax_k (alpha·products[i, k] + table[codes[i], k])`` (first index on ties;
     ``table`` with one row is shared by all rows) and ``margin[i]`` = best − second best score."""
-    _rows_in_parallel(_best_two, products.shape[0], products, float(alpha), table, codes, pred, margin)
+    args = (products, float(alpha), table, codes, pred, margin)
+    _rows_in_parallel(_best_two, products.shape[0], *args, serial=serial)

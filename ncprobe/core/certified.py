@@ -61,13 +61,14 @@ class DecisionTables:
         # TF32 inputs keep 10 mantissa bits (error < 2⁻¹⁰ each when truncated); accumulation in float32.
         return 2.0**-9 + 2.0**-20 + (dim + 2) * 2.0**-23
 
-    def _best(self, products, alpha, table, codes):
+    def _best(self, products, alpha, table, codes, serial=False):
         """Per row: argmax_k (alpha·products + table[codes]) and the margin over the second best."""
         n, c = products.shape
         if products.device.type == "cpu" and _numba_kernels.AVAILABLE:
             pred = np.empty(n, dtype=np.int64)
             margin = np.empty(n, dtype=np.float64)
-            _numba_kernels.best_two(products.numpy(), alpha, table.numpy(), codes.numpy(), pred, margin)
+            args = (products.numpy(), alpha, table.numpy(), codes.numpy(), pred, margin)
+            _numba_kernels.best_two(*args, serial=serial)
             return torch.from_numpy(pred), torch.from_numpy(margin)
         scores = alpha * products.double() + (table[codes] if table.shape[0] > 1 else table)
         pred = scores.argmax(1)
@@ -75,6 +76,66 @@ class DecisionTables:
             return pred, torch.full((n,), torch.inf, dtype=torch.float64, device=scores.device)
         top = scores.topk(2, dim=1).values
         return pred, top[:, 0] - top[:, 1]
+
+    def count_arrays(
+        self,
+        r: np.ndarray,
+        a_m: np.ndarray,
+        codes: np.ndarray,
+        *,
+        row_norms: np.ndarray,
+        products: np.ndarray | None = None,
+        feature_norms: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`count` on numpy arrays, on the calling thread (the CPU read in parts,
+        :mod:`ncprobe.core.cpu_read`, runs one chunk per thread): the same scores, certification and
+        re-scoring, with the numba top-2 kernel and numpy, without torch's per-call overhead. Tallies are
+        int64 arrays; ``row_norms`` (‖r_i‖) is required, ``products`` too when there are classifiers."""
+        t = self._arrays()
+        c = t["ncc"].shape[0]
+        unit = self.unit(r.shape[1], torch.device("cpu"))
+        n = len(codes)
+        ncc_pred = np.empty(n, dtype=np.int64)
+        out = {"ncc_correct": np.zeros(c, dtype=np.int64)}
+        certify = a_m.dtype != np.float64
+        bound = 4.0 * unit * self.centered_norm if certify else -1.0
+        kw = dict(bound=bound, scale=row_norms, pred=ncc_pred, correct=out["ncc_correct"])
+        bad = _numba_kernels.decide_count(a_m, 2.0, t["neg_ncc"], codes, **kw)
+        if len(bad):
+            exact = t["ncc"][codes[bad]] - 2.0 * r[bad].astype(np.float64) @ t["centered"].T
+            ncc_pred[bad] = exact.argmin(1)
+            out["ncc_correct"] += _tally(codes[bad], ncc_pred[bad] == codes[bad], c)
+        of_features = feature_norms is not None
+        pred = np.empty(n, dtype=np.int64)
+        for j, name in enumerate(self.names):
+            table = t["bias"][j] if of_features else t["logits"][j]
+            correct, agree = np.zeros(c, dtype=np.int64), np.zeros(c, dtype=np.int64)
+            kw = dict(bound=2.0 * unit * self.weight_norms[j], pred=pred, correct=correct, agree=agree)
+            scale = feature_norms if of_features else row_norms
+            bad = _numba_kernels.decide_count(
+                products[:, c * j : c * (j + 1)], 1.0, table, codes, scale=scale, reference=ncc_pred, **kw
+            )
+            if len(bad):
+                exact = r[bad].astype(np.float64) @ t["weights"][j].T + t["logits"][j][codes[bad]]
+                pred[bad] = exact.argmax(1)
+                correct += _tally(codes[bad], pred[bad] == codes[bad], c)
+                agree += _tally(codes[bad], pred[bad] == ncc_pred[bad], c)
+            out[f"{name}_correct"], out[f"{name}_ncc_agree"] = correct, agree
+        return out
+
+    def _arrays(self) -> dict:
+        """numpy views of the CPU tables (made once)."""
+        if not hasattr(self, "_np"):
+            as_np = lambda v: np.ascontiguousarray(v.detach().cpu().numpy())  # noqa: E731
+            self._np = {
+                "ncc": as_np(self.ncc),
+                "neg_ncc": as_np(self._neg_ncc),
+                "centered": as_np(self.centered),
+                "weights": [as_np(w) for w in self.weights],
+                "logits": [as_np(v) for v in self.logit_tables],
+                "bias": [as_np(v) for v in self.bias_tables],
+            }
+        return self._np
 
     def count(
         self,
@@ -86,6 +147,7 @@ class DecisionTables:
         row_norms: torch.Tensor | None = None,
         products: torch.Tensor | None = None,
         feature_norms: torch.Tensor | None = None,
+        serial: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
@@ -93,7 +155,8 @@ class DecisionTables:
         (taken as exact) or float32 (certified); ``row_norms`` the float64 ‖r_i‖ if already known;
         ``products`` the float32 ``r @ weights32ᵀ`` if already formed (else they are computed here) or, with
         ``feature_norms`` (‖x_i‖), the float32 products ``x @ weights32ᵀ`` of the features themselves
-        (logit = product + bias, certified with ‖x_i‖).
+        (logit = product + bias, certified with ‖x_i‖). ``serial`` keeps the top-2 searches on the calling
+        thread (for callers that already run one chunk per thread).
         """
         c = num_classes
         unit = self.unit(r.shape[1], r.device)
@@ -101,7 +164,7 @@ class DecisionTables:
         if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
             rnorm = r.double().norm(dim=1)
         # argmin_k ncc[y, k] − 2 a_k  =  argmax_k 2 a_k − ncc[y, k]
-        ncc_pred, margin = self._best(a_m, 2.0, self._neg_ncc, codes)
+        ncc_pred, margin = self._best(a_m, 2.0, self._neg_ncc, codes, serial)
         if a_m.dtype != torch.float64 and c >= 2:
             bad = (margin <= 4.0 * unit * self.centered_norm * rnorm).nonzero().flatten()
             if len(bad):
@@ -113,7 +176,7 @@ class DecisionTables:
         of_features = feature_norms is not None
         for j, name in enumerate(self.names):
             table = self.bias_tables[j] if of_features else self.logit_tables[j]
-            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, table, codes)
+            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, table, codes, serial)
             if c >= 2:
                 scale = feature_norms if of_features else rnorm
                 bad = (margin <= 2.0 * unit * self.weight_norms[j] * scale).nonzero().flatten()
@@ -123,6 +186,10 @@ class DecisionTables:
             out[f"{name}_correct"] = _bincount(codes, pred == codes, c)
             out[f"{name}_ncc_agree"] = _bincount(codes, pred == ncc_pred, c)
         return out
+
+
+def _tally(codes: np.ndarray, mask: np.ndarray, c: int) -> np.ndarray:
+    return np.bincount(codes[mask], minlength=c)
 
 
 def _bincount(codes: torch.Tensor, mask: torch.Tensor, c: int) -> torch.Tensor:

@@ -22,6 +22,8 @@ __all__ = [
     "ResidualWorkspace",
     "add_scatter",
     "require_finite",
+    "raise_not_finite",
+    "numba_arrays",
     "chunk_rows",
     "compute_dtype",
     "pick_backend",
@@ -57,6 +59,11 @@ def _numba_input(x: torch.Tensor) -> np.ndarray:
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
     return x.contiguous().numpy()
+
+
+def numba_arrays(x: torch.Tensor, codes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """CPU features as a C-contiguous float32/float64 array and codes as int64, for the numba kernels."""
+    return np.ascontiguousarray(_numba_input(x)), np.ascontiguousarray(codes.cpu().numpy(), dtype=np.int64)
 
 
 def class_sums(x: torch.Tensor, codes: torch.Tensor, num_classes: int, backend: str):
@@ -99,8 +106,13 @@ def require_finite(row_ss: torch.Tensor, x: torch.Tensor) -> None:
     """Raise unless every residual row norm is finite: NaN/inf in ``x`` (the message names the rows) or
     features so large that their squares overflow float64."""
     if not bool(torch.isfinite(row_ss).all()):
-        check_features(x)
-        raise ValueError("features are too large for float64 statistics (squared norms overflow); rescale them")
+        raise_not_finite(x)
+
+
+def raise_not_finite(x: torch.Tensor) -> None:
+    """Raise for features whose residual row norms were not finite (see :func:`require_finite`)."""
+    check_features(x)
+    raise ValueError("features are too large for float64 statistics (squared norms overflow); rescale them")
 
 
 def add_scatter(scatter: torch.Tensor, r: torch.Tensor) -> None:

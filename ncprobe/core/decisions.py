@@ -23,7 +23,8 @@ import torch
 
 from ._validation import check_features, encode_labels
 from .certified import DecisionTables
-from .chunks import ResidualWorkspace, chunk_rows, pick_backend, require_finite
+from .chunks import ResidualWorkspace, chunk_rows, numba_arrays, pick_backend, raise_not_finite, require_finite
+from .cpu_read import ReadPlan, read_in_parts
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
 from .statistics import ClassStatistics
 
@@ -167,9 +168,23 @@ class DecisionStatistics:
         if not bool(self.tables.present[enc.codes].all()):
             raise ValueError("labels include a class that had no samples in the first pass")
         backend = pick_backend("auto", x)
+        if backend == "numba":
+            xn, cn = numba_arrays(x, enc.codes)
+            plan = ReadPlan(
+                np.ascontiguousarray(self.means.cpu().numpy()),
+                precision=self.precision,
+                scatter="projected" if self.projected_scatter is not None else None,
+                tables=self.tables,
+                features_dtype=xn.dtype,
+            )
+            res = read_in_parts(xn, cn, plan)
+            if not res.finite:
+                raise_not_finite(x)
+            self.add_read(res)
+            return self
         rows = chunk_rows(self.dim, x.device)
         size = min(rows, max(1, x.shape[0]))
-        keep = self.residuals_needed(x)
+        keep = self.residuals_needed(None)
         work = ResidualWorkspace(self.means, rows=size, dtype=self.dtype, backend=backend, keep=keep)
         for lo in range(0, x.shape[0], rows):
             codes, xs = enc.codes[lo : lo + rows], x[lo : lo + rows]
@@ -272,6 +287,16 @@ class DecisionStatistics:
             precision=st.precision,
             backend=st.backend,
         )
+
+    def add_read(self, result: Any) -> None:
+        """Add what a :func:`~ncprobe.core.cpu_read.read_in_parts` read with these tables found: counts,
+        tallies and, when this pass tracks it, the projected scatter K."""
+        as_tensor = lambda v: torch.from_numpy(v).to(self.device)  # noqa: E731
+        self.counts = self.counts + as_tensor(result.counts)
+        for k, v in result.tallies.items():
+            self.tallies[k] = self.tallies[k] + as_tensor(v)
+        if self.projected_scatter is not None and result.scatter is not None:
+            self._k = self._k + as_tensor(result.scatter)
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
         """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the

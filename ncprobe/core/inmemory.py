@@ -25,12 +25,22 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_features, encode_labels, resolve_device
-from .chunks import ResidualWorkspace, add_scatter, class_sums, compute_dtype, pick_backend
+from .chunks import (
+    ResidualWorkspace,
+    add_scatter,
+    class_sums,
+    compute_dtype,
+    numba_arrays,
+    pick_backend,
+    raise_not_finite,
+)
 from .chunks import chunk_rows as default_chunk_rows
+from .cpu_read import ReadPlan, read_in_parts
 from .decisions import DecisionStatistics
 from .prepared import ClassGeometry
 from .statistics import ClassStatistics
@@ -84,7 +94,8 @@ def compute_statistics(
     device:
         Where to compute; defaults to the features' device.
     chunk_rows:
-        Rows per chunk of the second read (default: about 4M elements per chunk).
+        Rows per chunk of the second read (default: on CPU about 256K elements, see
+        :func:`ncprobe.core.cpu_read.part_rows`; on a GPU 64M elements).
 
     Returns
     -------
@@ -100,8 +111,7 @@ def compute_statistics(
     be = pick_backend(backend, x)
     codes = enc.codes.cpu() if be == "numba" else enc.codes
     rows = chunk_rows or default_chunk_rows(d, dev)
-    chunks = list(_chunks(n, rows))
-    bar = tqdm(total=2 * len(chunks), desc="ncprobe statistics", disable=not progress, leave=False)
+    bar = tqdm(total=2 * n, desc="ncprobe statistics", unit="row", disable=not progress, leave=False)
 
     counts = torch.zeros(c, dtype=torch.float64, device=dev)
     sums = torch.zeros(c, d, dtype=torch.float64, device=dev)
@@ -113,7 +123,7 @@ def compute_statistics(
         counts += cc.to(dev)
         sums += ss.to(dev)
         nsum += ns.to(dev)
-    bar.update(len(chunks))
+    bar.update(n)
 
     if not (bool(torch.isfinite(sums).all()) and bool(torch.isfinite(nsum).all())):
         check_features(x)  # raises, naming the rows with NaN/inf
@@ -136,19 +146,14 @@ def compute_statistics(
 
     if not projected:
         dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
-    class_ss = torch.zeros(c, dtype=torch.float64, device=dev)
-    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
-    keep = dec.residuals_needed(x if be == "numba" else None)
-    work = ResidualWorkspace(means if be != "numba" else means.cpu(), rows=rows, dtype=dtype, backend=be, keep=keep)
-    for lo, hi in chunks:
-        r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
-        r, r32, row_ss = r.to(dev), None if r32 is None else r32.to(dev), row_ss.to(dev)
-        y = enc.codes[lo:hi]
-        class_ss.index_add_(0, y, row_ss)
-        if scatter is not None:
-            add_scatter(scatter, r)
-        dec.add_residuals(r, r32, y, row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
-        bar.update()
+    if be == "numba":
+        class_ss, scatter = _read_on_cpu(
+            x, enc.codes, means, dec, precision=precision, projected=projected, rows=chunk_rows, bar=bar
+        )
+    else:
+        class_ss, scatter = _read_in_chunks(
+            x, enc.codes, means, dec, dtype=dtype, projected=projected, rows=rows, bar=bar
+        )
     bar.close()
     acc = dec.projected_scatter if projected else scatter
 
@@ -164,6 +169,42 @@ def compute_statistics(
         projected_scatter=acc if projected else None,
     )
     return stats, dec
+
+
+def _read_on_cpu(x, codes, means, dec: DecisionStatistics, *, precision: str, projected: bool, rows, bar):
+    """Read 2 on CPU: every chunk's whole pipeline on one thread (:mod:`ncprobe.core.cpu_read`)."""
+    xn, cn = numba_arrays(x, codes)
+    plan = ReadPlan(
+        np.ascontiguousarray(means.cpu().numpy()),
+        precision=precision,
+        scatter="projected" if projected else "full",
+        tables=dec.tables,
+        features_dtype=xn.dtype,
+        rows=rows,
+    )
+    res = read_in_parts(xn, cn, plan, progress=bar.update)
+    if not res.finite:
+        raise_not_finite(x)
+    dec.add_read(res)
+    return torch.from_numpy(res.class_ss), None if projected else torch.from_numpy(res.scatter)
+
+
+def _read_in_chunks(x, codes, means, dec: DecisionStatistics, *, dtype, projected: bool, rows: int, bar):
+    """Read 2 in torch (GPU, or CPU without numba): one chunk after another, each step on all threads."""
+    n, d = x.shape
+    dev = means.device
+    class_ss = torch.zeros(means.shape[0], dtype=torch.float64, device=dev)
+    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
+    work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend="torch", keep=dec.residuals_needed(None))
+    for lo, hi in _chunks(n, rows):
+        r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
+        y = codes[lo:hi]
+        class_ss.index_add_(0, y, row_ss)
+        if scatter is not None:
+            add_scatter(scatter, r)
+        dec.add_residuals(r, r32, y, row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
+        bar.update(hi - lo)
+    return class_ss, scatter
 
 
 def as_geometry(features: Any, labels: Any = None, **kw: Any) -> ClassGeometry:

@@ -33,10 +33,13 @@ from .chunks import (
     chunk_rows,
     class_sums,
     compute_dtype,
+    numba_arrays,
     pick_backend,
+    raise_not_finite,
     require_finite,
     residuals,  # noqa: F401 (part of this module's public names, as before)
 )
+from .cpu_read import ReadPlan, read_in_parts
 
 __all__ = ["ClassStatistics", "compute_dtype", "pick_backend", "class_sums", "residuals"]
 
@@ -187,17 +190,27 @@ class ClassStatistics:
         means = sums / counts.clamp_min(1)[:, None]
         dtype = compute_dtype(self.precision)
         d = x.shape[1]
-        rows = min(chunk_rows(d, x.device), x.shape[0])
-        keep = "residuals" if self.track_scatter else "norms"
-        work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend, keep=keep)
-        class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=means.device)
-        scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
-        for lo in range(0, x.shape[0], rows):
-            r, _, row_ss = work(x[lo : lo + rows], codes[lo : lo + rows])
-            require_finite(row_ss, x)
-            class_ss.index_add_(0, codes[lo : lo + rows].to(means.device), row_ss.to(means.device))
-            if scatter is not None:
-                add_scatter(scatter, r)
+        if backend == "numba":
+            xn, cn = numba_arrays(x, codes)
+            scatter_kind = "full" if self.track_scatter else None
+            plan = ReadPlan(np.ascontiguousarray(means.numpy()), precision=self.precision, scatter=scatter_kind)
+            res = read_in_parts(xn, cn, plan)
+            if not res.finite:
+                raise_not_finite(x)
+            class_ss = torch.from_numpy(res.class_ss)
+            scatter = None if res.scatter is None else torch.from_numpy(res.scatter)
+        else:
+            rows = min(chunk_rows(d, x.device), x.shape[0])
+            keep = "residuals" if self.track_scatter else "norms"
+            work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend=backend, keep=keep)
+            class_ss = torch.zeros(self.num_classes, dtype=torch.float64, device=means.device)
+            scatter = torch.zeros(d, d, dtype=torch.float64, device=means.device) if self.track_scatter else None
+            for lo in range(0, x.shape[0], rows):
+                r, _, row_ss = work(x[lo : lo + rows], codes[lo : lo + rows])
+                require_finite(row_ss, x)
+                class_ss.index_add_(0, codes[lo : lo + rows].to(means.device), row_ss.to(means.device))
+                if scatter is not None:
+                    add_scatter(scatter, r)
         dev = self.device
         self._combine(
             counts.to(dev), means.to(dev), class_ss.to(dev), None if scatter is None else scatter.to(dev), nsum.to(dev)

@@ -1,0 +1,101 @@
+"""The CPU read in parts (:mod:`ncprobe.core.cpu_read`): thread-count independence, BLAS thread settings
+restored, chunking invisible, and the fused decide-and-count kernel against a plain argmax."""
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+import ncprobe
+from ncprobe.core import _numba_kernels, cpu_read
+from tests._helpers import reference as ref
+
+pytestmark = pytest.mark.skipif(not _numba_kernels.AVAILABLE, reason="needs numba")
+
+
+def _data(c=7, d=33, n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(c, d)) + 5.0
+    y = rng.integers(0, c, size=n)
+    x = (means[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return x, y, (means - means.mean(0) + 0.5 * rng.normal(size=(c, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("scatter", ["projected", "full"])
+def test_results_do_not_depend_on_the_thread_count(scatter):
+    x, y, w = _data()
+    before = torch.get_num_threads()
+    out = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            stats, dec = ncprobe.compute_statistics(x, y, classifiers={"w": w}, scatter=scatter)
+            out.append((stats.class_ss, stats.scatter, stats.projected_scatter, dec.w_ncc_agree, dec.ncc_correct))
+    finally:
+        torch.set_num_threads(before)
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            assert (a is None and b is None) or torch.equal(a, b)  # bit for bit
+
+
+def test_blas_threads_are_restored_after_the_read():
+    x, y, w = _data()
+    blas = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]  # noqa: E731
+    before = blas()
+    ncprobe.measure(x, y, classifier=w)
+    assert blas() == before
+
+
+@pytest.mark.parametrize("rows", [1, 5, 64, None])
+def test_chunk_size_changes_no_decision_and_nc1_only_by_rounding(rows):
+    x, y, w = _data(n=700)
+    stats, dec = ncprobe.compute_statistics(x, y, classifiers={"classifier": w}, chunk_rows=rows)
+    report = ncprobe.measure(stats, decisions=dec)
+    assert report["nc1"] == pytest.approx(ref.nc1(x, y, 7), rel=1e-9)
+    expected = ref.decisions(w, x, y, 7)
+    for k in ("ncc_accuracy", "classifier_accuracy", "nc4_ncc_agreement"):
+        assert report[k] == expected[k], k
+
+
+def test_decide_count_tallies_certain_rows_and_returns_the_rest():
+    rng = np.random.default_rng(1)
+    n, c = 500, 6
+    products = rng.normal(size=(n, c)).astype(np.float32)
+    table = rng.normal(size=(c, c))
+    codes = rng.integers(0, c, size=n)
+    reference = rng.integers(0, c, size=n)
+    scale = rng.uniform(0.0, 2.0, size=n)
+    pred = np.empty(n, dtype=np.int64)
+    correct, agree = np.zeros(c, dtype=np.int64), np.zeros(c, dtype=np.int64)
+    bound = 0.3
+    unsure = _numba_kernels.decide_count(
+        products,
+        2.0,
+        table,
+        codes,
+        bound=bound,
+        scale=scale,
+        pred=pred,
+        correct=correct,
+        agree=agree,
+        reference=reference,
+    )
+    scores = 2.0 * products.astype(np.float64) + table[codes]
+    top = np.sort(scores, axis=1)
+    margin = top[:, -1] - top[:, -2]
+    assert np.array_equal(pred, scores.argmax(1))
+    assert np.array_equal(unsure, np.flatnonzero(margin <= bound * scale))
+    sure = np.setdiff1d(np.arange(n), unsure)
+    assert 0 < len(unsure) < n  # both kinds of rows occur
+    assert np.array_equal(correct, np.bincount(codes[sure], weights=pred[sure] == codes[sure], minlength=c))
+    assert np.array_equal(agree, np.bincount(codes[sure], weights=pred[sure] == reference[sure], minlength=c))
+
+
+def test_parts_cover_every_row_once():
+    x, y, _ = _data(n=5000)
+    means = np.stack([x[y == k].astype(np.float64).mean(0) for k in range(7)])
+    plan = cpu_read.ReadPlan(means, scatter="full", rows=33)
+    res = cpu_read.read_in_parts(x, y.astype(np.int64), plan)
+    r = x.astype(np.float64) - means[y]
+    np.testing.assert_allclose(res.scatter, r.T @ r, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(res.class_ss, np.bincount(y, weights=(r * r).sum(1)), rtol=1e-12)
