@@ -75,6 +75,7 @@ def _jit(**options):
 
 _COMPILED: set = set()  # kernels called at least once in this process
 _ANNOUNCED = False
+_ANNOUNCE_LOCK = threading.Lock()
 
 
 def _first_call(kernel, call):
@@ -87,7 +88,10 @@ def _first_call(kernel, call):
 
     def announce():
         global _ANNOUNCED
-        _ANNOUNCED = True
+        with _ANNOUNCE_LOCK:  # kernels may compile on two threads at once (the CPU read in parts)
+            if _ANNOUNCED:
+                return
+            _ANNOUNCED = True
         print(
             "ncprobe: compiling the numba CPU kernels (first use on this machine, a few seconds; cached on disk "
             "afterwards, see NUMBA_CACHE_DIR)",

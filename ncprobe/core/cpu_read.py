@@ -38,7 +38,7 @@ __all__ = ["ReadPlan", "ReadResult", "read_in_parts", "blas_single_threaded", "P
 
 PARTS = 16  # parts of the rows, added in a fixed order: results do not depend on the thread count
 _CHUNK_ELEMENTS = 1 << 18  # 256K elements per chunk: 2 MiB of float64 residuals stay in a core's L2/L3
-_MIN_PART_ROWS = 256
+_MIN_PART_ROWS = 2048  # parts of a small batch: fewer partial results to allocate and add
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,7 +23,8 @@ def _data(c=7, d=33, n=3000, seed=0):
 
 @pytest.mark.parametrize("scatter", ["projected", "full"])
 def test_results_do_not_depend_on_the_thread_count(scatter):
-    x, y, w = _data()
+    x, y, w = _data(n=20000)
+    assert 20000 // cpu_read._MIN_PART_ROWS >= 3  # several parts, dealt differently to 1, 2 and 3 threads
     before = torch.get_num_threads()
     out = []
     try:
@@ -95,7 +96,18 @@ def test_parts_cover_every_row_once():
     x, y, _ = _data(n=5000)
     means = np.stack([x[y == k].astype(np.float64).mean(0) for k in range(7)])
     plan = cpu_read.ReadPlan(means, scatter="full", rows=33)
+    assert len(x) // cpu_read._MIN_PART_ROWS >= 2
     res = cpu_read.read_in_parts(x, y.astype(np.int64), plan)
     r = x.astype(np.float64) - means[y]
     np.testing.assert_allclose(res.scatter, r.T @ r, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(res.class_ss, np.bincount(y, weights=(r * r).sum(1)), rtol=1e-12)
+
+
+def test_streamed_first_pass_class_variances_match_two_passes():
+    x, y, _ = _data(n=6000)
+    stats = ncprobe.ClassStatistics(7, track_scatter=False)
+    for lo in range(0, len(x), 700):
+        stats.update(x[lo : lo + 700], y[lo : lo + 700])
+    x64 = x.astype(np.float64)
+    expected = [((x64[y == k] - x64[y == k].mean(0)) ** 2).sum() for k in range(7)]
+    np.testing.assert_allclose(stats.class_ss.numpy(), expected, rtol=1e-11)

@@ -35,8 +35,8 @@ def test_first_use_compiles_with_a_message_then_loads_from_the_cache(tmp_path):
     assert any((tmp_path / "numba").rglob("*.nbi")), "nothing was cached"
     stats = (
         "\nfrom ncprobe.core import _numba_kernels as k\n"
-        "print(sum(sum(f.stats.cache_hits.values()) for f in (k._class_sums, k._residual_pair, k._best_two)),"
-        " sum(sum(f.stats.cache_misses.values()) for f in (k._class_sums, k._residual_pair, k._best_two)))"
+        "print(sum(sum(f.stats.cache_hits.values()) for f in (k._class_sums, k._residuals, k._decide_count)),"
+        " sum(sum(f.stats.cache_misses.values()) for f in (k._class_sums, k._residuals, k._decide_count)))"
     )
     second = subprocess.run([sys.executable, "-c", CODE + stats], env=env, capture_output=True, text=True, check=True)
     hits, misses = map(int, second.stdout.split()[-2:])
