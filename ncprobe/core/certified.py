@@ -3,12 +3,15 @@ residuals into NCC and classifier scores, and the top-2 test that says which flo
 
 For residual r = h − μ_y and centred means M̃, the NCC score of class k is ‖μ_k‖² − 2 μ_y·μ_k − 2 r·m̃_k and a
 linear classifier's logit is r·w_k + μ_y·w_k + b_k (see :mod:`.decisions`). A float32 dot product of D terms
-errs by at most (D + 2)·2⁻²⁴·‖r‖·‖w‖ (Higham, *Accuracy and Stability*, §3.1, plus rounding r and w to
-float32); a row whose top two scores differ by more than twice that bound has the float64 decision, and the
-other rows are re-scored in float64.
+errs by at most γ_{D+3}·‖r‖·‖w‖ with γ_n = n·u/(1 − n·u), u = 2⁻²⁴ (Higham, *Accuracy and Stability*, §3.1:
+γ_D for the D-term sum, plus rounding r and w to float32 and taking ‖r‖ of a float32-rounded residual); a row
+whose top two scores differ by more than twice that bound has the float64 decision, and the other rows are
+re-scored in float64.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,13 +21,16 @@ from .prepared import ClassEmbeddings
 
 __all__ = ["DecisionTables"]
 
+_CPU = torch.device("cpu")
+
 
 class DecisionTables:
     """Precomputed per-class tables for scoring residual products (see module docstring).
 
     Classifier logits (and, without float64 products, the NCC scores) come from float32 products of the
     centred residuals. Each row's decision is *certified*: a float32 dot product of D terms errs by at most
-    (D + 2)·2⁻²⁴·‖r‖·‖w‖ (Higham, *Accuracy and Stability*, §3.1, plus rounding r and w to float32), so
+    γ_{D+3}·‖r‖·‖w‖ (γ_n = n·u/(1 − n·u), u = 2⁻²⁴; Higham, *Accuracy and Stability*, §3.1, plus rounding r
+    and w to float32), so
     when the top two scores differ by more than twice that bound the float32 decision is the exact one;
     the remaining near-tied rows are re-scored in float64. The decisions therefore equal float64
     decisions while the large product runs at float32 speed. On a GPU the bound also covers TF32 tensor
@@ -57,7 +63,10 @@ class DecisionTables:
     def unit(dim: int, device: torch.device) -> float:
         """Bound on |float32 product − exact| per unit ‖r‖·‖w‖ for dot products of ``dim`` terms."""
         if device.type == "cpu":
-            return (dim + 2) * 2.0**-24
+            # γ_{D+3} ≥ γ_D·(1 + u)² + 2u + u² (D-term sum of inputs rounded to float32) times 1/(1 − u) (‖r‖
+            # may be the norm of the float32-rounded residual)
+            n = (dim + 3) * 2.0**-24
+            return n / (1.0 - n)
         # TF32 inputs keep 10 mantissa bits (error < 2⁻¹⁰ each when truncated); accumulation in float32.
         return 2.0**-9 + 2.0**-20 + (dim + 2) * 2.0**-23
 
@@ -79,7 +88,7 @@ class DecisionTables:
 
     def count_arrays(
         self,
-        r: np.ndarray,
+        exact_rows: Callable[[np.ndarray], np.ndarray],
         a_m: np.ndarray,
         codes: np.ndarray,
         *,
@@ -90,10 +99,12 @@ class DecisionTables:
         """:meth:`count` on numpy arrays, on the calling thread (the CPU read in parts,
         :mod:`ncprobe.core.cpu_read`, runs one chunk per thread): the same scores, certification and
         re-scoring, with the numba top-2 kernel and numpy, without torch's per-call overhead. Tallies are
-        int64 arrays; ``row_norms`` (‖r_i‖) is required, ``products`` too when there are classifiers."""
+        int64 arrays; ``row_norms`` (‖r_i‖) is required, ``products`` too when there are classifiers.
+        ``exact_rows(rows)`` gives the float64 residuals of the given rows (only the near-tied rows are asked
+        for), so a caller need not keep a float64 copy of every residual."""
         t = self._arrays()
         c = t["ncc"].shape[0]
-        unit = self.unit(r.shape[1], torch.device("cpu"))
+        unit = self.unit(t["centered"].shape[1], _CPU)
         n = len(codes)
         ncc_pred = np.empty(n, dtype=np.int64)
         out = {"ncc_correct": np.zeros(c, dtype=np.int64)}
@@ -102,7 +113,7 @@ class DecisionTables:
         kw = dict(bound=bound, scale=row_norms, pred=ncc_pred, correct=out["ncc_correct"])
         bad = _numba_kernels.decide_count(a_m, 2.0, t["neg_ncc"], codes, **kw)
         if len(bad):
-            exact = t["ncc"][codes[bad]] - 2.0 * r[bad].astype(np.float64) @ t["centered"].T
+            exact = t["ncc"][codes[bad]] - 2.0 * exact_rows(bad) @ t["centered"].T
             ncc_pred[bad] = exact.argmin(1)
             out["ncc_correct"] += _tally(codes[bad], ncc_pred[bad] == codes[bad], c)
         of_features = feature_norms is not None
@@ -116,7 +127,7 @@ class DecisionTables:
                 products[:, c * j : c * (j + 1)], 1.0, table, codes, scale=scale, reference=ncc_pred, **kw
             )
             if len(bad):
-                exact = r[bad].astype(np.float64) @ t["weights"][j].T + t["logits"][j][codes[bad]]
+                exact = exact_rows(bad) @ t["weights"][j].T + t["logits"][j][codes[bad]]
                 pred[bad] = exact.argmax(1)
                 correct += _tally(codes[bad], pred[bad] == codes[bad], c)
                 agree += _tally(codes[bad], pred[bad] == ncc_pred[bad], c)

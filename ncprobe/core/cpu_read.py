@@ -101,7 +101,9 @@ class ReadPlan:
         if self.projected:
             pair = bool(self.tables.weights) and not self.logits_of_features
             return (not single, single or pair)
-        return (not single, True)
+        # one float32 product gives every score; float64 residuals only for the scatter (near-tied rows are
+        # re-scored from the features)
+        return (not single and self.scatter == "full", True)
 
 
 @dataclass
@@ -178,7 +180,7 @@ def _read_part(x: np.ndarray, codes: np.ndarray, lo: int, hi: int, plan: ReadPla
             out.finite = False
             return out
         out.class_ss += np.bincount(yc, weights=ss[:m], minlength=c)
-        r = (r32 if single else r64)[:m] if (r64 is not None or r32 is not None) else None
+        r = r32[:m] if single else (None if r64 is None else r64[:m])
         if plan.scatter == "full":
             out.scatter += r.T @ r if not single else (r.T @ r).astype(np.float64)
         if tables is None:
@@ -195,8 +197,12 @@ def _read_part(x: np.ndarray, codes: np.ndarray, lo: int, hi: int, plan: ReadPla
         else:
             both = r32[:m] @ stacked_t
             a_m, products = both[:, :c], both[:, c:]
+        if r is not None:
+            exact_rows = lambda rows, r=r: r[rows].astype(np.float64)  # noqa: E731
+        else:
+            exact_rows = lambda rows, xc=xc, yc=yc: xc[rows].astype(np.float64) - plan.means[yc[rows]]  # noqa: E731
         counted = tables.count_arrays(
-            r, a_m, yc, row_norms=np.sqrt(ss[:m]), products=products, feature_norms=feature_norms
+            exact_rows, a_m, yc, row_norms=np.sqrt(ss[:m]), products=products, feature_norms=feature_norms
         )
         out.counts += np.bincount(yc, minlength=c)
         for k, v in counted.items():
