@@ -1,15 +1,14 @@
 """numba CPU kernels for the memory-bound parts of the class statistics and the decisions.
 
-The matrix products go to BLAS (torch); what is left is scatter-adds, residuals and per-row top-2
-searches, which numpy and torch do with large temporaries (``x.double()``, ``means[codes]``,
+The matrix products go to BLAS; what is left is scatter-adds, residuals and per-row top-2 searches (with
+their tallies), which numpy and torch do with large temporaries (``x.double()``, ``means[codes]``,
 ``table[codes]``). These kernels do them in one pass without temporaries, accumulating in float64.
 
-Threads: the kernels are serial and release the GIL; a small thread pool runs one block of rows per
-thread (as many threads as ``torch.get_num_threads()``), so no two threads write the same memory. numba's
-own ``parallel=True`` would start a second OpenMP runtime (numba's omp layer links the system libgomp,
-torch its own) whose spinning threads fight torch's OpenMP threads (MKL) for the cores. Measured side by
-side on a busy 2-core machine, ``measure`` at N×D×C = 100000×512×100 took 4.4× one float32 GEMM with the
-pool and 6.8× with numba's OpenMP kernels (and 10.0× against 12.5× in a second run).
+Threads: the kernels are serial and release the GIL. A small thread pool (as many threads as
+``torch.get_num_threads()``, sleeping between calls) runs either one block of rows per thread
+(``serial=False``) or, for the CPU read in parts (:mod:`ncprobe.core.cpu_read`), one task per thread that
+calls the kernels and numpy's BLAS (single-threaded) itself. numba's own ``parallel=True`` would start a
+second OpenMP runtime whose spinning threads fight BLAS's and torch's threads for the cores.
 
 Sums of squares are accumulated in eight interleaved partial sums (a fixed order, so results do not
 depend on the machine's vector width, yet the loop runs without a serial dependency).

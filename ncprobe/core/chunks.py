@@ -92,13 +92,9 @@ def residuals(
 
 
 def chunk_rows(dim: int, device: torch.device) -> int:
-    """Rows per chunk of a second read: about 2M elements on CPU (16 MiB of float64 residuals), 64M on a GPU.
-
-    On CPU the size trades cache residency (the residuals are written by the kernel and read back by the
-    products) against hand-offs between the kernel threads and BLAS's OpenMP threads, which spin for a while
-    after each product. Measured on the busy 2-core machine with ``OMP_WAIT_POLICY=passive``, 1M–2M elements
-    gave the lowest ratio to the floor GEMM; with the default (spinning) policy and other jobs on the cores,
-    larger chunks (fewer hand-offs) did. ``compute_statistics(chunk_rows=...)`` overrides it."""
+    """Rows per chunk of a second read in torch (:class:`ResidualWorkspace`): about 2M elements on CPU (16 MiB
+    of float64 residuals), 64M on a GPU. The CPU read with numba chunks by
+    :func:`ncprobe.core.cpu_read.part_rows` instead. ``compute_statistics(chunk_rows=...)`` overrides both."""
     return max(256, (1 << 26 if device.type == "cuda" else 1 << 21) // dim)
 
 

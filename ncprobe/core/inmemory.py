@@ -1,24 +1,28 @@
 """One-shot statistics for data held in memory: two reads of the features give every NC metric.
 
 Read 1 forms class counts, float64 class means and Σ x_i/‖x_i‖ (one numba pass on CPU, ``index_add_``
-on GPU). Read 2 runs over chunks of about 1M elements, so a chunk stays in the cache from the residual
-kernel to the products. Per chunk, R = H − M[y] is formed once in float64 and rounded to float32 (one
-read of H), and then:
+on GPU). Read 2 forms, per chunk, the residuals R = H − M[y] in float64 (and, where a float32 product of
+them follows, rounded to float32), and then:
 
 * C < D ("projected"): A = R M̃ᵀ in float64 (N·D·C flops), shared by NC1 and NCC. NC1 needs only the
   projected within-class scatter K = M̃ S_W M̃ᵀ = AᵀA (C×C): tr(Σ_W Σ_B^†)/C = tr(G^{†2} K)/N with
   G = M̃M̃ᵀ (see :func:`ncprobe.metrics.nc1`), so the D×D scatter (N·D² flops) is never formed. The
   NCC scores ‖μ_k‖² − 2 μ_y·μ_k − 2 A_k come from A exactly; the classifier logits from one float32
-  product R Wᵀ, certified (see :class:`~ncprobe.core.decisions.DecisionTables`).
+  product (of the float32 features themselves when they are float32, else of R), certified (see
+  :class:`~ncprobe.core.decisions.DecisionTables`).
 * C ≥ D ("full"): S_W = RᵀR in float64 (N·D² flops ≤ N·D·C), and every decision from one certified
   float32 product R [M̃; W]ᵀ — the shape of the floor ``X @ [M; W]ᵀ`` itself.
 
 Certification re-scores in float64 only the rows whose top-2 margin is within the float32 error bound,
 so the decisions equal float64 decisions, and NC1 is float64-grade (the tests hold it to 1e-9 of a float64
-reference). The per-row top-2 searches run in a numba kernel over the products: no N×C table of
-gathered scores is formed. The streaming :class:`~ncprobe.ClassStatistics` /
-:class:`~ncprobe.DecisionStatistics` pair runs the same second-read code on each batch
-(:meth:`DecisionStatistics.add_residuals`); tests check both against a float64 reference.
+reference).
+
+On CPU (numba available) read 2 runs in parts (:mod:`ncprobe.core.cpu_read`): each thread takes its rows
+chunk by chunk through every step, with numpy's BLAS single-threaded, so a chunk stays in the core's cache
+and no step waits for another thread pool. Elsewhere (GPU; CPU without numba) it runs chunk after chunk,
+each step on all threads (:func:`_read_in_chunks`). The streaming :class:`~ncprobe.ClassStatistics` /
+:class:`~ncprobe.DecisionStatistics` pair runs the same second-read code on each batch; tests check both
+against a float64 reference.
 """
 
 from __future__ import annotations
