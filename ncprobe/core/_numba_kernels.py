@@ -359,9 +359,7 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
     x, codes = np.ascontiguousarray(x), _contiguous_codes(codes)
     n, d = x.shape
     nparts = max(1, min(8, n // 4096))  # a streamed batch of 8192 rows: 2 parts, not 8 C×D tables to add
-    sums = np.zeros((nparts, num_classes, d))
-    normalized = np.zeros((nparts, d))
-    counts = np.zeros((nparts, num_classes), dtype=np.int64)
+    sums, normalized, counts = _zeroed_part_buffers(nparts, num_classes, d)
     bounds = [n * p // nparts for p in range(nparts + 1)]
 
     def parts(first: int, last: int) -> None:
@@ -375,7 +373,23 @@ def class_sums(x: np.ndarray, codes: np.ndarray, num_classes: int):
         sums[0] += sums[p]
         normalized[0] += normalized[p]
         counts[0] += counts[p]
-    return counts[0], sums[0], normalized[0]
+    return counts[0].copy(), sums[0].copy(), normalized[0].copy()
+
+
+_PART_BUFFERS = threading.local()
+
+
+def _zeroed_part_buffers(nparts: int, c: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`class_sums`' per-part sums, normalised sums and counts, zeroed; kept between calls of this thread
+    (a stream of batches then reuses warm memory instead of faulting in fresh zero pages for every batch)."""
+    key = (nparts, c, d)
+    held = getattr(_PART_BUFFERS, "buffers", None)
+    if held is None or held[0] != key:
+        held = (key, np.empty((nparts, c, d)), np.empty((nparts, d)), np.empty((nparts, c), dtype=np.int64))
+        _PART_BUFFERS.buffers = held
+    for b in held[1:]:
+        b.fill(0)
+    return held[1], held[2], held[3]
 
 
 def residuals(

@@ -118,10 +118,9 @@ class ReadResult:
     finite: bool = True
 
     def add(self, other: "ReadResult") -> "ReadResult":
+        """Add another part's class sums, counts and tallies (the scatters are added by the caller)."""
         self.class_ss += other.class_ss
         self.finite = self.finite and other.finite
-        if self.scatter is not None:
-            self.scatter += other.scatter
         if self.counts is not None:
             self.counts += other.counts
         if self.tallies is not None:
@@ -144,8 +143,11 @@ def _buffer(name: str, shape: tuple, dtype) -> np.ndarray:
     return have[:size].reshape(shape)
 
 
-def _read_part(x: np.ndarray, codes: np.ndarray, lo: int, hi: int, plan: ReadPlan) -> ReadResult:
-    """Rows [lo, hi) of x, one chunk at a time, every step on the calling thread."""
+def _read_part(
+    x: np.ndarray, codes: np.ndarray, lo: int, hi: int, plan: ReadPlan, scatter: np.ndarray | None
+) -> ReadResult:
+    """Rows [lo, hi) of x, one chunk at a time, every step on the calling thread; the scatter (if planned) is
+    added into ``scatter``, this part's zeroed slot."""
     c, d = plan.means.shape
     rows = min(plan.rows or part_rows(d), max(1, hi - lo))
     wide, narrow = plan.buffers()
@@ -156,11 +158,7 @@ def _read_part(x: np.ndarray, codes: np.ndarray, lo: int, hi: int, plan: ReadPla
     single = plan.precision == "float32"
     if tables is not None and plan.projected:
         centered_t = (tables.centered32 if single else tables.centered).numpy().T
-    out = ReadResult(np.zeros(c))
-    if plan.scatter == "full":
-        out.scatter = np.zeros((d, d))
-    elif plan.scatter == "projected":
-        out.scatter = np.zeros((c, c))
+    out = ReadResult(np.zeros(c), scatter=scatter)
     if tables is not None:
         out.counts = np.zeros(c)
         out.tallies = {}
@@ -221,11 +219,14 @@ def read_in_parts(
     nparts = max(1, min(PARTS, n // _MIN_PART_ROWS))
     bounds = [n * p // nparts for p in range(nparts + 1)]
     t = min(_numba_kernels.threads(), nparts)
+    c, d = plan.means.shape
+    shape = {"full": (d, d), "projected": (c, c)}.get(plan.scatter)
+    slots = None if shape is None else _scatter_slots(nparts, shape)
 
     def run(first: int, last: int) -> list[ReadResult]:
         out = []
         for p in range(first, last):
-            out.append(_read_part(x, codes, bounds[p], bounds[p + 1], plan))
+            out.append(_read_part(x, codes, bounds[p], bounds[p + 1], plan, None if slots is None else slots[p]))
             if progress is not None:
                 progress(bounds[p + 1] - bounds[p])
         return out
@@ -237,4 +238,13 @@ def read_in_parts(
     total = parts[0]
     for part in parts[1:]:
         total.add(part)
+    total.scatter = None if slots is None else slots.sum(0)  # the parts' scatters, added in part order
     return total
+
+
+def _scatter_slots(nparts: int, shape: tuple[int, int]) -> np.ndarray:
+    """One zeroed scatter accumulator per part, kept between calls of this thread: a stream of batches reuses
+    warm memory (a fresh D×D array per part and batch faults in new pages every time)."""
+    slots = _buffer("scatter_slots", (nparts,) + shape, np.float64)
+    slots.fill(0)
+    return slots
