@@ -174,13 +174,47 @@ if AVAILABLE:
     def _residual_norms(x, codes, means, single, row_ss, lo, hi):  # pragma: no cover - compiled
         # ‖x_i − μ_{y_i}‖² of the residual rounded to float32 (single) or float64, nothing written.
         d = x.shape[1]
+        if not single:
+            for i in range(lo, hi):
+                row_ss[i] = _diff_sumsq(x[i], means[codes[i]])
+            return
         buf = np.empty(d, dtype=np.float64)
         for i in range(lo, hi):
             k = codes[i]
             for j in range(d):
-                r = np.float64(x[i, j]) - means[k, j]
-                buf[j] = np.float64(np.float32(r)) if single else r
+                buf[j] = np.float64(np.float32(np.float64(x[i, j]) - means[k, j]))
             row_ss[i] = _sumsq(buf)
+
+    @_jit(inline="always")
+    def _diff_sumsq(row, mu):  # pragma: no cover - compiled
+        # Σ (row_j − mu_j)² in float64 with _sumsq's eight partial sums (the same order, so the same bits as
+        # _sumsq of the written residual), without writing the residual.
+        d = row.shape[0]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        j = 0
+        while j + 8 <= d:
+            a0 = np.float64(row[j]) - mu[j]
+            a1 = np.float64(row[j + 1]) - mu[j + 1]
+            a2 = np.float64(row[j + 2]) - mu[j + 2]
+            a3 = np.float64(row[j + 3]) - mu[j + 3]
+            a4 = np.float64(row[j + 4]) - mu[j + 4]
+            a5 = np.float64(row[j + 5]) - mu[j + 5]
+            a6 = np.float64(row[j + 6]) - mu[j + 6]
+            a7 = np.float64(row[j + 7]) - mu[j + 7]
+            s0 += a0 * a0
+            s1 += a1 * a1
+            s2 += a2 * a2
+            s3 += a3 * a3
+            s4 += a4 * a4
+            s5 += a5 * a5
+            s6 += a6 * a6
+            s7 += a7 * a7
+            j += 8
+        while j < d:
+            a0 = np.float64(row[j]) - mu[j]
+            s0 += a0 * a0
+            j += 1
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
     @_jit(nogil=True, fastmath=False)
     def _residual_pair(x, codes, means, out64, out32, row_ss, lo, hi):  # pragma: no cover - compiled
