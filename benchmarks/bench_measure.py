@@ -221,7 +221,8 @@ def main() -> None:
     args.batch = args.batch or (131072 if gpu else 8192)
     if args.tf32:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
-    sizes = args.sizes or (["1000000x768x1000", "1000000x768x100"] if gpu else ["100000x512x100", "100000x768x1000"])
+    cpu_sizes = ["100000x512x100", "100000x256x300", "100000x768x1000"]  # C < D, C ≥ D, C ≥ D at CLIP width
+    sizes = args.sizes or (["1000000x768x1000", "1000000x768x100"] if gpu else cpu_sizes)
     print(hardware())
     print(f"device: {args.device}; tf32: {args.tf32}; best of {args.repeats} side-by-side runs after a warm-up\n")
     cols = [f"{'N x D x C':>17}", f"{'contender':<36}", f"{'time [s]':>9}", f"{'÷ floor':>7}", f"{'cpu ÷ f':>7}"]
