@@ -8,13 +8,16 @@ parts are dealt to the threads (``torch.get_num_threads()``). A thread takes its
 1. the residuals R = X − M[y] (numba kernel, float64 and/or rounded to float32) and each row's ‖r_i‖²;
 2. the products: A = R M̃ᵀ and the classifier logits (C < D, "projected"), or R [M̃; W]ᵀ (C ≥ D), and the
    scatter RᵀR or the projected scatter K = AᵀA (numpy ``matmul``, which releases the GIL);
-3. the certified decisions and their per-class tallies (:meth:`DecisionTables.count`).
+3. the certified decisions and their per-class tallies (:meth:`DecisionTables.count_arrays`: one numba kernel
+   per rule for the top two scores, the certification test and the tallies; near-tied rows re-scored in
+   float64).
 
 Why not one multi-threaded step after another, as on a GPU: each step of a 2-core CPU then hands the chunk
 from one thread pool to the next (numba's, then BLAS's, whose threads spin after each product), and the
 chunk leaves the cache between steps. Measured on 2 AMD EPYC cores at N×D×C = 100000×512×100 (float32
 features with a classifier; numpy float32 ``X @ [M; W]ᵀ`` is the floor): the step-by-step read with torch's
-products took 4.7× the floor for the whole of :func:`ncprobe.measure`, this one about 2× (benchmarks/README.md).
+products took 4.7× the floor for the whole of :func:`ncprobe.measure`, this one 2.2–2.6×
+(benchmarks/README.md).
 
 Each part accumulates its own class sums of squares, scatter and tallies, and the parts are added in a fixed
 order, so the results do not depend on the number of threads.
