@@ -77,9 +77,20 @@ _ANNOUNCED = False
 _ANNOUNCE_LOCK = threading.Lock()
 
 
+def _cache_misses(kernel) -> int:
+    """How many signatures of ``kernel`` numba has had to compile (it counts a miss just before compiling)."""
+    stats = getattr(kernel, "stats", None)
+    return sum(stats.cache_misses.values()) if stats is not None else 0
+
+
+def _uncached(kernel) -> bool:
+    return type(getattr(kernel, "_cache", None)).__name__ in ("NullCache", "NoneType")
+
+
 def _first_call(kernel, call):
-    """Run a kernel's first call of the process; if it takes more than a second (numba compiling it rather than
-    loading its cache), say once on stderr what is happening."""
+    """Run a kernel's first call of the process; if numba is compiling it (a cache miss, or no disk cache) and
+    the call has taken more than a second, say once on stderr what is happening. A first call that only loads
+    the cache says nothing, however long it takes (loading numba and the cache takes ~1 s on a loaded CPU)."""
     global _ANNOUNCED
     if kernel in _COMPILED or _ANNOUNCED:
         _COMPILED.add(kernel)
@@ -98,12 +109,22 @@ def _first_call(kernel, call):
             flush=True,
         )
 
-    timer = threading.Timer(float(os.environ.get("NCPROBE_COMPILE_NOTICE_SECONDS", "1.0")), announce)
-    timer.start()
+    misses, done = _cache_misses(kernel), threading.Event()
+
+    def watch():
+        if done.wait(float(os.environ.get("NCPROBE_COMPILE_NOTICE_SECONDS", "1.0"))):
+            return
+        while not done.is_set():
+            if _uncached(kernel) or _cache_misses(kernel) > misses:
+                announce()
+                return
+            done.wait(0.05)
+
+    threading.Thread(target=watch, daemon=True, name="ncprobe-compile-notice").start()
     try:
         return call()
     finally:
-        timer.cancel()
+        done.set()
         _COMPILED.add(kernel)
 
 

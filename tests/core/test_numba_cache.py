@@ -56,3 +56,48 @@ def test_an_unwritable_cache_falls_back_to_compiling_in_memory(monkeypatch):
     with pytest.warns(UserWarning, match="NUMBA_CACHE_DIR"):
         f = kernels._jit(nogil=True)(lambda v: v + 1)
     assert f(1) == 2 and calls == [{"cache": True, "nogil": True}, {"cache": False, "nogil": True}]
+
+
+class _FakeKernel:
+    """A stand-in dispatcher: numba's disk cache (FunctionCache) and its miss counter."""
+
+    class FunctionCache:
+        pass
+
+    def __init__(self):
+        self._cache = self.FunctionCache()
+        self.misses = 0
+
+    @property
+    def stats(self):
+        from collections import Counter
+
+        return type("Stats", (), {"cache_misses": Counter({"sig": self.misses})})()
+
+
+def _first_call_output(monkeypatch, capsys, compiles: bool) -> str:
+    import time
+
+    from ncprobe.core import _numba_kernels as k
+
+    monkeypatch.setattr(k, "_ANNOUNCED", False)
+    monkeypatch.setattr(k, "_COMPILED", set())
+    monkeypatch.setenv("NCPROBE_COMPILE_NOTICE_SECONDS", "0.02")
+    kernel = _FakeKernel()
+
+    def call():
+        if compiles:
+            kernel.misses += 1  # numba counts the miss, then compiles
+        time.sleep(0.3)
+
+    k._first_call(kernel, call)
+    time.sleep(0.1)
+    return capsys.readouterr().err
+
+
+def test_a_slow_first_call_that_loads_the_cache_says_nothing(monkeypatch, capsys):
+    assert _first_call_output(monkeypatch, capsys, compiles=False) == ""
+
+
+def test_a_first_call_that_compiles_says_so_once(monkeypatch, capsys):
+    assert _first_call_output(monkeypatch, capsys, compiles=True).count("compiling the numba CPU kernels") == 1
