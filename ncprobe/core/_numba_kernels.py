@@ -275,17 +275,20 @@ if AVAILABLE:
         shared = table.shape[0] == 1
         buf = np.empty(c, dtype=np.float64)
         for i in range(lo, hi):
-            t = table[0] if shared else table[codes[i]]
-            p = products[i]
-            for k in range(c):
-                buf[k] = alpha * np.float64(p[k]) + t[k]
-            b1 = _max(buf, c)
-            k1 = 0
-            while buf[k1] != b1:
-                k1 += 1
-            buf[k1] = -np.inf
-            pred[i] = k1
-            margin[i] = b1 - _max(buf, c)
+            pred[i], margin[i] = _row_best_two(products[i], alpha, table[0] if shared else table[codes[i]], buf)
+
+    @_jit(inline="always", fastmath={"nnan"})
+    def _row_best_two(p, alpha, t, buf):  # pragma: no cover - compiled
+        # The first index of the largest alpha·p_k + t_k and its margin over the second largest (buf: scratch).
+        c = buf.shape[0]
+        for k in range(c):
+            buf[k] = alpha * np.float64(p[k]) + t[k]
+        b1 = _max(buf, c)
+        k1 = 0
+        while buf[k1] != b1:
+            k1 += 1
+        buf[k1] = -np.inf
+        return k1, b1 - _max(buf, c)
 
     @_jit(nogil=True, fastmath={"nnan"})
     def _decide_count(
@@ -301,17 +304,9 @@ if AVAILABLE:
         nb = 0
         for i in range(n):
             y = codes[i]
-            t = table[0] if shared else table[y]
-            p = products[i]
-            for k in range(c):
-                buf[k] = alpha * np.float64(p[k]) + t[k]
-            b1 = _max(buf, c)
-            k1 = 0
-            while buf[k1] != b1:
-                k1 += 1
-            buf[k1] = -np.inf
+            k1, margin = _row_best_two(products[i], alpha, table[0] if shared else table[y], buf)
             pred[i] = k1
-            if b1 - _max(buf, c) <= bound * scale[i]:
+            if margin <= bound * scale[i]:
                 unsure[nb] = i
                 nb += 1
                 continue
