@@ -492,10 +492,7 @@ def best_two(
     codes: np.ndarray,
     pred: np.ndarray,
     margin: np.ndarray,
-    *,
-    serial: bool = False,
 ) -> None:
     """Per row i: ``pred[i] = argmax_k (alpha·products[i, k] + table[codes[i], k])`` (first index on ties;
     ``table`` with one row is shared by all rows) and ``margin[i]`` = best − second best score."""
-    args = (products, float(alpha), table, codes, pred, margin)
-    _rows_in_parallel(_best_two, products.shape[0], *args, serial=serial)
+    _rows_in_parallel(_best_two, products.shape[0], products, float(alpha), table, codes, pred, margin)

@@ -70,14 +70,14 @@ class DecisionTables:
         # TF32 inputs keep 10 mantissa bits (error < 2⁻¹⁰ each when truncated); accumulation in float32.
         return 2.0**-9 + 2.0**-20 + (dim + 2) * 2.0**-23
 
-    def _best(self, products, alpha, table, codes, serial=False):
+    def _best(self, products, alpha, table, codes):
         """Per row: argmax_k (alpha·products + table[codes]) and the margin over the second best."""
         n, c = products.shape
         if products.device.type == "cpu" and _numba_kernels.AVAILABLE:
             pred = np.empty(n, dtype=np.int64)
             margin = np.empty(n, dtype=np.float64)
             args = (products.numpy(), alpha, table.numpy(), codes.numpy(), pred, margin)
-            _numba_kernels.best_two(*args, serial=serial)
+            _numba_kernels.best_two(*args)
             return torch.from_numpy(pred), torch.from_numpy(margin)
         scores = alpha * products.double() + (table[codes] if table.shape[0] > 1 else table)
         pred = scores.argmax(1)
@@ -158,7 +158,6 @@ class DecisionTables:
         row_norms: torch.Tensor | None = None,
         products: torch.Tensor | None = None,
         feature_norms: torch.Tensor | None = None,
-        serial: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Per-class counts of correct / agreeing decisions for one chunk.
 
@@ -166,8 +165,7 @@ class DecisionTables:
         (taken as exact) or float32 (certified); ``row_norms`` the float64 ‖r_i‖ if already known;
         ``products`` the float32 ``r @ weights32ᵀ`` if already formed (else they are computed here) or, with
         ``feature_norms`` (‖x_i‖), the float32 products ``x @ weights32ᵀ`` of the features themselves
-        (logit = product + bias, certified with ‖x_i‖). ``serial`` keeps the top-2 searches on the calling
-        thread (for callers that already run one chunk per thread).
+        (logit = product + bias, certified with ‖x_i‖).
         """
         c = num_classes
         unit = self.unit(r.shape[1], r.device)
@@ -175,7 +173,7 @@ class DecisionTables:
         if rnorm is None and (a_m.dtype != torch.float64 or self.weights):
             rnorm = r.double().norm(dim=1)
         # argmin_k ncc[y, k] − 2 a_k  =  argmax_k 2 a_k − ncc[y, k]
-        ncc_pred, margin = self._best(a_m, 2.0, self._neg_ncc, codes, serial)
+        ncc_pred, margin = self._best(a_m, 2.0, self._neg_ncc, codes)
         if a_m.dtype != torch.float64 and c >= 2:
             bad = (margin <= 4.0 * unit * self.centered_norm * rnorm).nonzero().flatten()
             if len(bad):
@@ -187,7 +185,7 @@ class DecisionTables:
         of_features = feature_norms is not None
         for j, name in enumerate(self.names):
             table = self.bias_tables[j] if of_features else self.logit_tables[j]
-            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, table, codes, serial)
+            pred, margin = self._best(products[:, c * j : c * (j + 1)], 1.0, table, codes)
             if c >= 2:
                 scale = feature_norms if of_features else rnorm
                 bad = (margin <= 2.0 * unit * self.weight_norms[j] * scale).nonzero().flatten()
