@@ -90,7 +90,9 @@ class DecisionStatistics:
         ``"float64"`` (default) or ``"float32"`` for the residual product.
 
     After the pass, ``counts``, ``ncc_correct`` and, per classifier, ``<name>_correct`` and
-    ``<name>_ncc_agree`` hold per-class tallies (float64 tensors, mergeable by addition).
+    ``<name>_ncc_agree`` hold per-class tallies (float64 tensors, mergeable by addition), and ``class_ss`` the
+    per-class sums of squares Σ_{i∈k} ‖h_i − μ_k‖² about the first pass's means (the residual norms this pass
+    forms anyway; two-pass exact, and what completes a first pass made with ``track_variance=False``).
 
     Examples
     --------
@@ -151,6 +153,7 @@ class DecisionStatistics:
         """Zero every tally (the statistics and classifiers stay). Returns ``self``."""
         zeros = lambda: torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)  # noqa: E731
         self.counts = zeros()
+        self.class_ss = zeros()
         self.tallies = {k: zeros() for k in self._tally_keys()}
         if self._track_projected:
             c = self.num_classes
@@ -165,11 +168,12 @@ class DecisionStatistics:
         enc = encode_labels(
             labels, n_samples=x.shape[0], num_classes=self.num_classes, device=self.device, min_classes=0
         )
-        if not bool(self.tables.present[enc.codes].all()):
-            raise ValueError("labels include a class that had no samples in the first pass")
         backend = pick_backend("auto", x)
         if backend == "numba":
             xn, cn = numba_arrays(x, enc.codes)
+            # numpy, not torch: a torch op here wakes torch's OpenMP threads, which spin and slow the read
+            if not self.tables.present.cpu().numpy()[cn].all():
+                raise ValueError("labels include a class that had no samples in the first pass")
             plan = ReadPlan(
                 np.ascontiguousarray(self.means.cpu().numpy()),
                 precision=self.precision,
@@ -182,6 +186,8 @@ class DecisionStatistics:
                 raise_not_finite(x)
             self.add_read(res)
             return self
+        if not bool(self.tables.present[enc.codes].all()):
+            raise ValueError("labels include a class that had no samples in the first pass")
         rows = chunk_rows(self.dim, x.device)
         size = min(rows, max(1, x.shape[0]))
         keep = self.residuals_needed(None)
@@ -240,6 +246,8 @@ class DecisionStatistics:
             r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products, feature_norms=feature_norms
         )
         self.add_tallies(tallies, codes)
+        if self.class_ss is not None:
+            self.class_ss.index_add_(0, codes.to(self.device), row_ss.to(self.device, torch.float64))
 
     @property
     def projected_scatter(self) -> torch.Tensor | None:
@@ -261,11 +269,28 @@ class DecisionStatistics:
             self._k.addmm_(a.T, a)
 
     def projected_statistics(self) -> ClassStatistics:
-        """The first pass's statistics completed with the C×C projected scatter K = M̃ S_W M̃ᵀ of this pass.
+        """The first pass's counts and means completed with this pass's C×C projected scatter K = M̃ S_W M̃ᵀ and
+        per-class sums of squares (:attr:`class_ss`).
 
         For streams whose first pass kept no D×D scatter (``ClassStatistics(track_scatter=False)``, the fast
-        choice when C < D): ``measure(dec.projected_statistics(), decisions=dec)`` then reports NC1 too. K is
-        exact for the data of this pass; it must be the data of the first pass (as for the decisions).
+        choice when C < D; with ``track_variance=False`` too, the first pass reads each batch once):
+        ``measure(dec.projected_statistics(), decisions=dec)`` then reports NC1 too. K and the sums of squares
+        are exact for the data of this pass; it must be the data of the first pass (as for the decisions).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ncprobe import ClassStatistics, measure
+        >>> x = torch.randn(600, 16) + 3 * torch.eye(4, 16).repeat(150, 1); y = torch.arange(600) % 4
+        >>> stats = ClassStatistics(4, track_scatter=False, track_variance=False)
+        >>> for lo in range(0, 600, 200):
+        ...     _ = stats.update(x[lo : lo + 200], y[lo : lo + 200])
+        >>> dec = DecisionStatistics(stats)
+        >>> for lo in range(0, 600, 200):
+        ...     _ = dec.update(x[lo : lo + 200], y[lo : lo + 200])
+        >>> streamed = measure(dec.projected_statistics(), decisions=dec)
+        >>> bool(abs(streamed["nc1"] - measure(x, y)["nc1"]) < 1e-12 * measure(x, y)["nc1"])
+        True
         """
         if self.projected_scatter is None:
             raise ValueError("the first-pass statistics hold a scatter; pass them to measure directly")
@@ -277,10 +302,13 @@ class DecisionStatistics:
                 f"this pass saw {int(self.counts.sum())} samples, the first pass {st.n_samples}: "
                 "the projected scatter needs the same data in both passes"
             )
+        class_ss = st.class_ss if self.class_ss is None else self.class_ss
+        if class_ss is None:
+            raise ValueError("neither pass holds the per-class sums of squares (restored from an older state?)")
         return ClassStatistics.from_moments(
             st.counts,
             st.means,
-            st.class_ss,
+            class_ss,
             projected_scatter=self.projected_scatter,
             normalized_sum=st.normalized_sum,
             class_ids=st.class_ids,
@@ -290,13 +318,18 @@ class DecisionStatistics:
 
     def add_read(self, result: Any) -> None:
         """Add what a :func:`~ncprobe.core.cpu_read.read_in_parts` read with these tables found: counts,
-        tallies and, when this pass tracks it, the projected scatter K."""
-        as_tensor = lambda v: torch.from_numpy(v).to(self.device)  # noqa: E731
-        self.counts = self.counts + as_tensor(result.counts)
+        sums of squares, tallies and, when this pass tracks it, the projected scatter K."""
+        if self.device.type == "cpu":  # in numpy: no torch op (and its spinning OpenMP threads) between reads
+            add = lambda t, v: torch.from_numpy(t.numpy() + v)  # noqa: E731
+        else:
+            add = lambda t, v: t + torch.from_numpy(v).to(self.device)  # noqa: E731
+        self.counts = add(self.counts, result.counts)
+        if self.class_ss is not None:
+            self.class_ss = add(self.class_ss, result.class_ss)
         for k, v in result.tallies.items():
-            self.tallies[k] = self.tallies[k] + as_tensor(v)
+            self.tallies[k] = add(self.tallies[k], v)
         if self.projected_scatter is not None and result.scatter is not None:
-            self._k = self._k + as_tensor(result.scatter)
+            self._k = add(self._k, result.scatter)
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
         """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the
@@ -322,6 +355,7 @@ class DecisionStatistics:
         """Add another accumulator's tallies (same statistics and classifiers). Returns ``self``."""
         self._check_compatible(other)
         self.counts = self.counts + other.counts.to(self.device)
+        self.class_ss = None if self.class_ss is None or other.class_ss is None else self.class_ss + other.class_ss
         for k, v in other.tallies.items():
             self.tallies[k] = self.tallies[k] + v.to(self.device)
         if self.projected_scatter is not None and other.projected_scatter is not None:
@@ -335,7 +369,10 @@ class DecisionStatistics:
         if not (dist.is_available() and dist.is_initialized()):
             return self
         keys = sorted(self.tallies)
-        parts = [self.counts] + [self.tallies[k] for k in keys]
+        vectors = [self.counts] + [self.tallies[k] for k in keys]
+        if self.class_ss is not None:
+            vectors.append(self.class_ss)
+        parts = list(vectors)
         if self.projected_scatter is not None:
             parts.append(self.projected_scatter.flatten())
         flat = torch.cat(parts)
@@ -344,8 +381,10 @@ class DecisionStatistics:
         self.counts = flat[:c]
         for j, k in enumerate(keys):
             self.tallies[k] = flat[c * (j + 1) : c * (j + 2)]
+        if self.class_ss is not None:
+            self.class_ss = flat[c * (len(keys) + 1) : c * (len(keys) + 2)]
         if self.projected_scatter is not None:
-            self.projected_scatter = flat[c * (len(keys) + 1) :].reshape(c, c)
+            self.projected_scatter = flat[c * len(vectors) :].reshape(c, c)
         return self
 
     def state_dict(self) -> dict:
@@ -355,6 +394,8 @@ class DecisionStatistics:
             "tallies": dict(self.tallies),
             "meta": {"source": self.source, "classifiers": sorted(self.classifiers), "num_classes": self.num_classes},
         }
+        if self.class_ss is not None:
+            state["class_ss"] = self.class_ss
         if self.projected_scatter is not None:
             state["projected_scatter"] = self.projected_scatter
         return state
@@ -371,6 +412,8 @@ class DecisionStatistics:
             raise ValueError(f"these tallies are for classifiers {meta['classifiers']}, not {sorted(self.classifiers)}")
         self.counts = state["counts"].to(self.device, torch.float64).clone()
         self.tallies = {k: v.to(self.device, torch.float64).clone() for k, v in state["tallies"].items()}
+        ss = state.get("class_ss")  # absent in states saved before these sums were kept
+        self.class_ss = None if ss is None else ss.to(self.device, torch.float64).clone()
         if self.projected_scatter is not None and "projected_scatter" in state:
             self.projected_scatter = state["projected_scatter"].to(self.device, torch.float64).clone()
         return self

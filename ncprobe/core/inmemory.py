@@ -196,19 +196,15 @@ def _read_on_cpu(x, codes, means, dec: DecisionStatistics, *, precision: str, pr
 def _read_in_chunks(x, codes, means, dec: DecisionStatistics, *, dtype, projected: bool, rows: int, bar):
     """Read 2 in torch (GPU, or CPU without numba): one chunk after another, each step on all threads."""
     n, d = x.shape
-    dev = means.device
-    class_ss = torch.zeros(means.shape[0], dtype=torch.float64, device=dev)
-    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=dev)
+    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=means.device)
     work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend="torch", keep=dec.residuals_needed(None))
     for lo, hi in _chunks(n, rows):
         r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
-        y = codes[lo:hi]
-        class_ss.index_add_(0, y, row_ss)
         if scatter is not None:
             add_scatter(scatter, r)
-        dec.add_residuals(r, r32, y, row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
+        dec.add_residuals(r, r32, codes[lo:hi], row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
         bar.update(hi - lo)
-    return class_ss, scatter
+    return dec.class_ss.clone(), scatter  # the decisions add each chunk's ‖r_i‖² per class
 
 
 def as_geometry(features: Any, labels: Any = None, **kw: Any) -> ClassGeometry:

@@ -61,6 +61,7 @@ class ClassGeometry:
         if not isinstance(stats, ClassStatistics):
             raise TypeError(f"expected ClassStatistics, got {type(stats).__name__}")
         stats.require_data()
+        stats.require_variances()
         self.stats = stats
         self.present = stats.counts > 0
         self.num_present = int(self.present.sum())

@@ -61,6 +61,12 @@ class ClassStatistics:
     track_scatter:
         Keep the D×D within-class scatter (needed for NC1 ``tr(Σ_W Σ_B^†)``). ``False`` keeps only
         per-class sums of squares (enough for CDNV, NC1 quotient, NC2), using O(C·D) memory.
+    track_variance:
+        Keep the per-class sums of squares (needs a second read of each batch, about its class means).
+        ``False`` keeps only counts and means (one read per batch): the first pass of a two-pass stream whose
+        second pass, a :class:`~ncprobe.DecisionStatistics`, measures the sums of squares about the final
+        means and completes the statistics (:meth:`DecisionStatistics.projected_statistics`). Needs
+        ``track_scatter=False``.
     precision:
         Rounding of each batch's centred residuals before the scatter product: ``"float64"``
         (default; exact to float64 rounding) or ``"float32"`` (about twice as fast on CPU; since
@@ -89,6 +95,7 @@ class ClassStatistics:
         *,
         device: Any = None,
         track_scatter: bool = True,
+        track_variance: bool = True,
         precision: Precision = "float64",
         backend: Backend = "auto",
         class_ids: Any = None,
@@ -96,6 +103,9 @@ class ClassStatistics:
         self.num_classes = check_count(num_classes, name="num_classes", minimum=1)
         self.dim = None if dim is None else check_count(dim, name="dim", minimum=1)
         self.track_scatter = bool(track_scatter)
+        self.track_variance = bool(track_variance)
+        if self.track_scatter and not self.track_variance:
+            raise ValueError("track_scatter=True needs track_variance=True (the scatter's trace is the variance)")
         self.precision = precision
         compute_dtype(precision)
         self.backend = backend
@@ -121,7 +131,7 @@ class ClassStatistics:
         self._device = device
         self.counts = torch.zeros(c, **f64)
         self.means = torch.zeros(c, d, **f64)
-        self.class_ss = torch.zeros(c, **f64)
+        self.class_ss = torch.zeros(c, **f64) if self.track_variance else None
         self.scatter = torch.zeros(d, d, **f64) if self.track_scatter else None
         self.normalized_sum = torch.zeros(d, **f64)
 
@@ -164,6 +174,7 @@ class ClassStatistics:
     def class_variances(self) -> torch.Tensor:
         """Per-class total variance Var_k = (1/n_k) Σ_{i∈k} ‖h_i − μ_k‖² (NaN for empty classes)."""
         self.require_data()
+        self.require_variances()
         return torch.where(self.counts > 0, self.class_ss / self.counts.clamp_min(1), float("nan"))
 
     # ---------------------------------------------------------------- updates
@@ -187,7 +198,18 @@ class ClassStatistics:
         backend = pick_backend(self.backend, x)
         codes = enc.codes.cpu() if backend == "numba" else enc.codes
         counts, sums, nsum = class_sums(x, codes, self.num_classes, backend)
-        means = sums / counts.clamp_min(1)[:, None]
+        if sums.device.type == "cpu":  # numpy for the C×D bookkeeping on CPU (see _combine)
+            means = torch.from_numpy(sums.numpy() / np.maximum(counts.numpy(), 1)[:, None])
+            finite = bool(np.isfinite(sums.numpy()).all() and np.isfinite(nsum.numpy()).all())
+        else:
+            means = sums / counts.clamp_min(1)[:, None]
+            finite = bool(torch.isfinite(sums).all() and torch.isfinite(nsum).all())
+        if not self.track_variance:  # counts and means only: NaN/inf show in the sums
+            if not finite:
+                raise_not_finite(x)
+            dev = self.device
+            self._combine(counts.to(dev), means.to(dev), None, None, nsum.to(dev))
+            return self
         dtype = compute_dtype(self.precision)
         d = x.shape[1]
         if backend == "numba":
@@ -218,27 +240,35 @@ class ClassStatistics:
         return self
 
     def _combine(self, counts, means, class_ss, scatter, nsum) -> None:
+        # Chan et al.'s pairwise update (module docstring). On CPU in numpy: a torch op of C×D elements runs on
+        # torch's OpenMP threads, which then spin for milliseconds and slow the next batch's read threads (a
+        # streamed second pass measured ~20 % slower with that bookkeeping in torch).
         if self.projected_scatter is not None:
             raise ValueError(
                 "these statistics were computed in one shot without the full scatter and "
                 "cannot be updated or merged; use ClassStatistics.update() to stream"
             )
-        n_a, n_b = self.counts, counts
+        if self.scatter is not None and scatter is None:
+            raise ValueError("cannot merge statistics without a scatter into ones that track it")
+        cpu = self.device.type == "cpu"
+        xp = np if cpu else torch
+        arr = (lambda t: None if t is None else t.numpy()) if cpu else (lambda t: t)  # noqa: E731
+        out = torch.from_numpy if cpu else (lambda v: v)  # noqa: E731
+        n_a, n_b, mu_a = arr(self.counts), arr(counts), arr(self.means)
         n = n_a + n_b
         present = n_b > 0
-        delta = means - self.means
-        w = torch.where(present, n_a * n_b / n.clamp_min(1), 0.0)
-        frac = torch.where(present, n_b / n.clamp_min(1), 0.0)
-        self.means = self.means + delta * frac[:, None]
-        self.class_ss = self.class_ss + class_ss + w * (delta * delta).sum(1)
+        delta = arr(means) - mu_a
+        w = xp.where(present, n_a * n_b / n.clip(min=1), 0.0)
+        frac = xp.where(present, n_b / n.clip(min=1), 0.0)
+        self.means = out(mu_a + delta * frac[:, None])
+        if self.class_ss is not None:
+            self.class_ss = out(arr(self.class_ss) + arr(class_ss) + w * (delta * delta).sum(1))
         if self.scatter is not None:
-            if scatter is None:
-                raise ValueError("cannot merge statistics without a scatter into ones that track it")
-            idx = (w > 0).nonzero().flatten()
-            dw = delta[idx] * w[idx].sqrt()[:, None]
-            self.scatter = self.scatter + scatter + dw.T @ dw
-        self.counts = n
-        self.normalized_sum = self.normalized_sum + nsum
+            keep = w > 0
+            dw = delta[keep] * xp.sqrt(w[keep])[:, None]
+            self.scatter = out(arr(self.scatter) + arr(scatter) + dw.T @ dw)
+        self.counts = out(n)
+        self.normalized_sum = out(arr(self.normalized_sum) + arr(nsum))
 
     def merge(self, other: "ClassStatistics") -> "ClassStatistics":
         """Fold another accumulator's data into this one (exact Chan update). Returns ``self``."""
@@ -258,11 +288,16 @@ class ClassStatistics:
             raise ValueError("statistics computed in one shot without the full scatter cannot be merged")
         if self.scatter is not None and other.scatter is None:
             raise ValueError("cannot merge statistics without a scatter into ones that track it")
+        if self.class_ss is not None and other.class_ss is None:
+            raise ValueError(
+                "cannot merge statistics without per-class sums of squares (track_variance=False) into ones "
+                "that track them"
+            )
         dev = self.device
         self._combine(
             other.counts.to(dev),
             other.means.to(dev),
-            other.class_ss.to(dev),
+            None if self.class_ss is None else other.class_ss.to(dev),
             None if self.scatter is None else other.scatter.to(dev),
             other.normalized_sum.to(dev),
         )
@@ -277,6 +312,7 @@ class ClassStatistics:
             self.dim,
             device=self._device,
             track_scatter=self.track_scatter,
+            track_variance=self.track_variance,
             precision=self.precision,
             backend=self.backend,
             class_ids=self.class_ids,
@@ -305,8 +341,9 @@ class ClassStatistics:
         dist.all_reduce(wsum, group=group)
         means = torch.where(counts[:, None] > 0, wsum / counts.clamp_min(1)[:, None], 0.0)
         delta = self.means - means
-        ss = self.class_ss + self.counts * (delta * delta).sum(1)
-        parts = [ss, self.normalized_sum]
+        parts = [self.normalized_sum]
+        if self.class_ss is not None:
+            parts.append(self.class_ss + self.counts * (delta * delta).sum(1))
         if self.scatter is not None:
             dw = delta * self.counts.sqrt()[:, None]
             parts.append((self.scatter + dw.T @ dw).flatten())
@@ -314,10 +351,21 @@ class ClassStatistics:
         dist.all_reduce(flat, group=group)
         c, d = self.num_classes, self.dim
         self.counts, self.means = counts, means
-        self.class_ss, self.normalized_sum = flat[:c], flat[c : c + d]
+        self.normalized_sum = flat[:d]
+        if self.class_ss is not None:
+            self.class_ss = flat[d : d + c]
         if self.scatter is not None:
-            self.scatter = flat[c + d :].reshape(d, d)
+            self.scatter = flat[d + c :].reshape(d, d)
         return self
+
+    def require_variances(self) -> None:
+        """Raise ``ValueError`` when the per-class sums of squares were not tracked (``track_variance=False``)."""
+        if self.class_ss is None:
+            raise ValueError(
+                "these statistics hold counts and means only (track_variance=False): make the second pass, "
+                "dec = DecisionStatistics(stats, ...) and dec.update(...) over the same data, then use "
+                "dec.projected_statistics()"
+            )
 
     def require_allocated(self) -> None:
         """Raise ``ValueError`` unless the state tensors exist (after the first update)."""
@@ -354,7 +402,8 @@ class ClassStatistics:
         Parameters
         ----------
         counts, means, class_ss:
-            Per-class sample counts (C,), means (C, D) and within-class sums of squares (C,).
+            Per-class sample counts (C,), means (C, D) and within-class sums of squares (C,); ``class_ss=None``
+            gives counts and means only (as ``track_variance=False``).
         scatter:
             The D×D within-class scatter S_W (enables NC1 and merging into tracking statistics).
         projected_scatter:
@@ -370,6 +419,7 @@ class ClassStatistics:
             d,
             device=means.device,
             track_scatter=scatter is not None,
+            track_variance=class_ss is not None,
             precision=precision,
             backend=backend,
             class_ids=class_ids,
@@ -377,7 +427,7 @@ class ClassStatistics:
         f64 = dict(dtype=torch.float64, device=means.device)
         new.counts = torch.as_tensor(counts, **f64).reshape(c)
         new.means = means
-        new.class_ss = torch.as_tensor(class_ss, **f64).reshape(c)
+        new.class_ss = None if class_ss is None else torch.as_tensor(class_ss, **f64).reshape(c)
         new.scatter = None if scatter is None else torch.as_tensor(scatter, **f64).reshape(d, d)
         new.projected_scatter = None if projected_scatter is None else torch.as_tensor(projected_scatter, **f64)
         new.normalized_sum = (
@@ -395,6 +445,7 @@ class ClassStatistics:
             "dim": self.dim,
             "precision": self.precision,
             "track_scatter": self.track_scatter,
+            "track_variance": self.track_variance,
             "backend": self.backend,
             "class_ids": self.class_ids.tolist(),
         }
@@ -413,6 +464,7 @@ class ClassStatistics:
         self.dim = int(meta["dim"])
         self.precision = meta["precision"]
         self.track_scatter = bool(meta["track_scatter"])
+        self.track_variance = bool(meta.get("track_variance", True))
         self.class_ids = np.asarray(meta["class_ids"])
         dev = self._device or state["counts"].device
         self._device = torch.device(dev)
@@ -448,5 +500,7 @@ class ClassStatistics:
             return f"ClassStatistics(num_classes={self.num_classes}, empty)"
         return (
             f"ClassStatistics(num_classes={self.num_classes}, dim={self.dim}, n_samples={self.n_samples}, "
-            f"device={self.device}, scatter={'yes' if self.scatter is not None else 'no'})"
+            f"device={self.device}, scatter={'yes' if self.scatter is not None else 'no'}"
+            + ("" if self.track_variance else ", variances=no")
+            + ")"
         )

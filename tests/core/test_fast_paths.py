@@ -98,10 +98,11 @@ def test_gpu_bound_certifies_tf32_products(monkeypatch):
     assert got == _expected(w, x, y, 5)
 
 
-@pytest.mark.parametrize("c, d", [(6, 30), (30, 10)])
-def test_streamed_equals_in_memory(c, d):
+@pytest.mark.parametrize("c, d, variance", [(6, 30, True), (6, 30, False), (30, 10, True)])
+def test_streamed_equals_in_memory(c, d, variance):
+    # variance=False: the first pass keeps counts and means only, the second supplies the sums of squares
     x, y, w = _data(1, c, d, 1200)
-    stats = ClassStatistics(c, track_scatter=c >= d)
+    stats = ClassStatistics(c, track_scatter=c >= d, track_variance=variance)
     for lo in range(0, len(x), 100):
         stats.update(x[lo : lo + 100], y[lo : lo + 100])
     dec = DecisionStatistics(stats, classifiers={"classifier": w})
@@ -121,11 +122,50 @@ def test_projected_scatter_merges_and_round_trips():
     halves = [DecisionStatistics(stats, classifiers={"w": w}).update(x[i::2], y[i::2]) for i in range(2)]
     merged = halves[0].merge(halves[1])
     torch.testing.assert_close(merged.projected_scatter, whole.projected_scatter, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(merged.class_ss, whole.class_ss, rtol=1e-12, atol=0)
+    torch.testing.assert_close(whole.class_ss, stats.class_ss, rtol=1e-12, atol=0)  # two-pass = Chan's update
     back = DecisionStatistics(stats, classifiers={"w": w}).load_state_dict(whole.state_dict())
     assert torch.equal(back.projected_scatter, whole.projected_scatter)
+    assert torch.equal(back.class_ss, whole.class_ss)
     assert ncprobe.measure(back.projected_statistics(), decisions=back)["nc1"] == pytest.approx(
         ref.nc1(x, y, 5), rel=1e-9
     )
+    # a state saved before the second pass kept sums of squares: the first pass's are used
+    old = {k: v for k, v in whole.state_dict().items() if k != "class_ss"}
+    back = DecisionStatistics(stats, classifiers={"w": w}).load_state_dict(old)
+    assert back.class_ss is None and torch.equal(back.projected_statistics().class_ss, stats.class_ss)
+    lean = ClassStatistics(5, track_scatter=False, track_variance=False).update(x, y)
+    back = DecisionStatistics(lean, classifiers={"w": w}).load_state_dict(old)
+    with pytest.raises(ValueError, match="neither pass"):
+        back.projected_statistics()
+
+
+def test_counts_and_means_only_first_pass():
+    x, y, w = _data(6, 5, 20, 900)
+    full = ClassStatistics(5, track_scatter=False).update(x, y)
+    shards = [ClassStatistics(5, track_scatter=False, track_variance=False).update(x[i::3], y[i::3]) for i in range(3)]
+    lean = shards[0].copy().merge(shards[1]) + shards[2]
+    assert lean.class_ss is None and not lean.track_variance and "variances=no" in repr(lean)
+    torch.testing.assert_close(lean.means, full.means, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(lean.normalized_sum, full.normalized_sum, rtol=1e-13, atol=1e-13)
+    assert torch.equal(lean.counts, full.counts)
+    back = ClassStatistics.from_state_dict(lean.state_dict())
+    assert back.class_ss is None and not back.track_variance and torch.equal(back.means, lean.means)
+    for needs_variances in (lambda: ncprobe.measure(lean), lambda: lean.class_variances):
+        with pytest.raises(ValueError, match="counts and means only"):
+            needs_variances()
+    with pytest.raises(ValueError, match="track_variance=False"):
+        full.copy().merge(lean)
+    with pytest.raises(ValueError, match="needs track_variance=True"):
+        ClassStatistics(5, track_variance=False)
+    bad = x.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="inf"):
+        ClassStatistics(5, track_scatter=False, track_variance=False).update(bad, y)
+    dec = DecisionStatistics(lean, classifiers={"w": w}).update(x, y)
+    done = dec.projected_statistics()
+    torch.testing.assert_close(done.class_ss, full.class_ss, rtol=1e-12, atol=0)
+    assert ncprobe.measure(done, decisions=dec)["nc1"] == pytest.approx(ref.nc1(x, y, 5), rel=1e-9)
 
 
 def test_projected_statistics_refuses_other_data():
@@ -156,7 +196,8 @@ def _projected_worker(rank, world, init_file, x, y, w, out_file):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    stats = ClassStatistics(5, track_scatter=False).update(x[rank::world], y[rank::world]).all_reduce()
+    stats = ClassStatistics(5, track_scatter=False, track_variance=False).update(x[rank::world], y[rank::world])
+    stats.all_reduce()
     dec = DecisionStatistics(stats, classifiers={"classifier": w}).update(x[rank::world], y[rank::world])
     dec.all_reduce()
     if rank == 0:
