@@ -8,14 +8,14 @@ On CPU the processes use gloo and split the machine's cores between them (``--th
 processes); with ``--device cuda`` each rank uses GPU ``LOCAL_RANK`` and NCCL. The pattern is the one a
 multi-GPU user writes around a data loader:
 
-    # first pass over this rank's shard; C < D: counts and means only, the second pass does the rest
-    stats = ClassStatistics(C, track_scatter=C >= D, track_variance=C >= D)
+    # first pass over this rank's shard: counts and means only, the second pass does the rest
+    stats = ClassStatistics(C, track_scatter=False, track_variance=False)
     for x, y in loader: stats.update(x, y)
     stats.all_reduce()                                         # every rank now holds the global statistics
     dec = DecisionStatistics(stats, classifiers={"classifier": W})
     for x, y in loader: dec.update(x, y)                       # second pass: decisions (and K when C < D)
     dec.all_reduce()
-    report = ncprobe.measure(stats if C >= D else dec.projected_statistics(), decisions=dec)
+    report = ncprobe.measure(dec.statistics(), decisions=dec)
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def shard(n: int, d: int, c: int, rank: int, world: int, seed: int = 0):
 
 def run(x, y, w, batch: int):
     c, d = w.shape
-    stats = ClassStatistics(c, track_scatter=c >= d, track_variance=c >= d)  # C < D: counts and means only
+    stats = ClassStatistics(c, track_scatter=False, track_variance=False)  # counts and means only
     for lo in range(0, len(x), batch):
         stats.update(x[lo : lo + batch], y[lo : lo + batch])
     stats.all_reduce()
@@ -57,7 +57,7 @@ def run(x, y, w, batch: int):
     for lo in range(0, len(x), batch):
         dec.update(x[lo : lo + batch], y[lo : lo + batch])
     dec.all_reduce()
-    return ncprobe.measure(stats if c >= d else dec.projected_statistics(), decisions=dec)
+    return ncprobe.measure(dec.statistics(), decisions=dec)
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ agreement) on the same synthetic features (float32, a common offset like CLIP's 
 size run side by side in one process, interleaved, and each reports its best of ``--repeats`` runs after a
 warm-up. Columns: time, time ÷ floor, reference time ÷ time, and NC1's relative error against the float64
 reference. "streamed" is ``ClassStatistics.update`` + ``DecisionStatistics.update`` over batches of
-``--batch`` rows, then ``measure`` (when C < D the first pass keeps only counts and means, one read per
-batch; the second pass projects the scatter and sums the squares, see
-``DecisionStatistics.projected_statistics``). A last block shows why accumulating XᵀX in
+``--batch`` rows, then ``measure`` (the first pass keeps only counts and means, one read per batch; the
+second pass forms the scatter, projected when C < D, and sums the squares, see
+``DecisionStatistics.statistics``). A last block shows why accumulating XᵀX in
 float32 is not an option.
 """
 
@@ -146,14 +146,13 @@ def public_library(x: np.ndarray, y: np.ndarray, w: np.ndarray, device: str):
 def streamed(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, batch: int) -> dict:
     """Two passes over batches: ClassStatistics.update, then DecisionStatistics.update, then measure."""
     c, d = w.shape
-    stats = ClassStatistics(c, track_scatter=c >= d, track_variance=c >= d)  # C < D: counts and means only
+    stats = ClassStatistics(c, track_scatter=False, track_variance=False)  # counts and means only
     for lo in range(0, x.shape[0], batch):
         stats.update(x[lo : lo + batch], y[lo : lo + batch])
     dec = DecisionStatistics(stats, classifiers={"classifier": w})
     for lo in range(0, x.shape[0], batch):
         dec.update(x[lo : lo + batch], y[lo : lo + batch])
-    done = stats if c >= d else dec.projected_statistics()
-    return ncprobe.measure(done, decisions=dec)
+    return ncprobe.measure(dec.statistics(), decisions=dec)
 
 
 def side_by_side(contenders: dict, repeats: int, sync: bool) -> tuple[dict, dict, dict]:

@@ -8,9 +8,11 @@ so ``argmin_k ‖h − μ_k‖² = argmin_k (‖μ_k‖² − 2 μ_y·μ_k − 2
 logit ``h·w_k + b_k = [R Wᵀ]_k + μ_y·w_k + b_k``. One product of the centred residuals with
 ``[M̃; W]ᵀ`` thus gives every decision without cancellation, and the product A = R M̃ᵀ also serves
 NC1: K = AᵀA = M̃ S_W M̃ᵀ is all NC1 needs when C < D (see :mod:`ncprobe.core.inmemory`). A second pass
-over a stream whose first pass kept no D×D scatter accumulates K (:attr:`DecisionStatistics.
-projected_scatter`, :meth:`DecisionStatistics.projected_statistics`). The label is used only as an
-algebraic shift: the decisions are the ordinary label-free NCC and classifier decisions.
+over a stream whose first pass kept no scatter accumulates what it lacks: K when C < D
+(:attr:`DecisionStatistics.projected_scatter`), the D×D scatter S_W = RᵀR when C ≥ D
+(:attr:`DecisionStatistics.scatter`), and the per-class sums of squares; :meth:`DecisionStatistics.statistics`
+completes the first pass with them. The label is used only as an algebraic shift: the decisions are the
+ordinary label-free NCC and classifier decisions.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import torch
 
 from ._validation import check_features, encode_labels
 from .certified import DecisionTables
-from .chunks import ResidualWorkspace, chunk_rows, numba_arrays, pick_backend, raise_not_finite, require_finite
+from .chunks import (
+    ResidualWorkspace,
+    add_scatter,
+    chunk_rows,
+    numba_arrays,
+    pick_backend,
+    raise_not_finite,
+    require_finite,
+)
 from .cpu_read import ReadPlan, read_in_parts
 from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
 from .statistics import ClassStatistics
@@ -88,6 +98,10 @@ class DecisionStatistics:
         rule) and :func:`ncprobe.measure` reports them under the ``t2i_`` names.
     precision:
         ``"float64"`` (default) or ``"float32"`` for the residual product.
+    scatter:
+        The within-class scatter this pass accumulates: ``"auto"`` (default) what the first pass lacks, the
+        C×C projected scatter K = M̃ S_W M̃ᵀ when C < D, the D×D scatter S_W when C ≥ D, nothing when the
+        first pass holds one; or ``"projected"``, ``"full"``, ``None``. See :meth:`statistics`.
 
     After the pass, ``counts``, ``ncc_correct`` and, per classifier, ``<name>_correct`` and
     ``<name>_ncc_agree`` hold per-class tallies (float64 tensors, mergeable by addition), and ``class_ss`` the
@@ -112,6 +126,7 @@ class DecisionStatistics:
         classifiers: Mapping[str, Any] | None = None,
         text_features: Any = None,
         precision: str = "float64",
+        scatter: str | None = "auto",
     ):
         if not isinstance(stats, ClassStatistics):
             raise TypeError(f"DecisionStatistics needs the ClassStatistics of a first pass, got {type(stats).__name__}")
@@ -132,10 +147,15 @@ class DecisionStatistics:
         self.tables = DecisionTables(self.means, present, self.classifiers)
         self.tallies: dict[str, torch.Tensor] = {}
         self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
-        # Without a D×D scatter in the first pass, this pass accumulates K = M̃ S_W M̃ᵀ (C×C) from the
-        # products it forms anyway; see projected_statistics().
+        # Without a scatter in the first pass, this pass accumulates K = M̃ S_W M̃ᵀ (C×C) from the products it
+        # forms anyway (C < D), or S_W = RᵀR (C ≥ D); see statistics().
         self._stats = stats
-        self._track_projected = stats.scatter is None and stats.projected_scatter is None
+        if scatter not in ("auto", "projected", "full", None):
+            raise ValueError(f"scatter must be 'auto', 'projected', 'full' or None, got {scatter!r}")
+        if scatter == "auto":
+            complete = stats.scatter is not None or stats.projected_scatter is not None
+            scatter = None if complete else ("projected" if self.num_classes < self.dim else "full")
+        self.scatter_kind = scatter
         self.projected_scatter = None
         self.reset()
 
@@ -155,9 +175,9 @@ class DecisionStatistics:
         self.counts = zeros()
         self.class_ss = zeros()
         self.tallies = {k: zeros() for k in self._tally_keys()}
-        if self._track_projected:
-            c = self.num_classes
-            self.projected_scatter = torch.zeros(c, c, dtype=torch.float64, device=self.device)
+        c, d, f64 = self.num_classes, self.dim, dict(dtype=torch.float64, device=self.device)
+        self.projected_scatter = torch.zeros(c, c, **f64) if self.scatter_kind == "projected" else None
+        self.scatter = torch.zeros(d, d, **f64) if self.scatter_kind == "full" else None
         return self
 
     def update(self, features: Any, labels: Any) -> "DecisionStatistics":
@@ -177,7 +197,7 @@ class DecisionStatistics:
             plan = ReadPlan(
                 np.ascontiguousarray(self.means.cpu().numpy()),
                 precision=self.precision,
-                scatter="projected" if self.projected_scatter is not None else None,
+                scatter=self.scatter_kind,
                 tables=self.tables,
                 features_dtype=xn.dtype,
             )
@@ -203,7 +223,7 @@ class DecisionStatistics:
         """What :meth:`add_residuals` reads (a :class:`ResidualWorkspace` ``keep``): ``"pair"`` (residuals and
         their float32 copy), ``"residuals"``, or ``"features"`` when the classifier logits are best taken of
         the float32 ``features`` themselves (CPU, float64 NCC products: no float32 residuals to write)."""
-        if self.projected_scatter is None:
+        if self.scatter_kind != "projected":
             return "pair"
         if not self.tables.weights:
             return "residuals"
@@ -221,7 +241,8 @@ class DecisionStatistics:
         feature_ss: torch.Tensor | None = None,
     ) -> None:
         """Decide one chunk from its residuals r = h − μ_y (``r32``: the same rounded to float32; ``row_ss``:
-        float64 ‖r_i‖²) and add the tallies; with :attr:`projected_scatter` tracked, also add AᵀA.
+        float64 ‖r_i‖²) and add the tallies and sums of squares; with a scatter tracked, also add AᵀA
+        (:attr:`projected_scatter`) or RᵀR (:attr:`scatter`).
 
         With the projected scatter the NCC products A = R M̃ᵀ are formed in the compute precision (float64:
         exact decisions, and K = AᵀA to float64 rounding); without it, one certified float32 product
@@ -230,7 +251,7 @@ class DecisionStatistics:
         c = self.num_classes
         tables = self.tables
         products = feature_norms = None
-        if self.projected_scatter is not None:
+        if self.scatter_kind == "projected":
             a_m = r @ (tables.centered if r.dtype == torch.float64 else tables.centered32).T
             self._pending.append(a_m.double())  # K += AᵀA in fewer, larger products (see projected_scatter)
             if sum(len(t) for t in self._pending) * c >= 1 << 22:
@@ -242,6 +263,8 @@ class DecisionStatistics:
         else:
             both = r32 @ tables.stacked32.T
             a_m, products = both[:, :c], both[:, c:]
+            if self.scatter is not None:
+                add_scatter(self.scatter, r)
         tallies = tables.count(
             r, a_m, codes, c, row_norms=row_ss.sqrt(), products=products, feature_norms=feature_norms
         )
@@ -251,8 +274,8 @@ class DecisionStatistics:
 
     @property
     def projected_scatter(self) -> torch.Tensor | None:
-        """K = M̃ S_W M̃ᵀ (C×C, float64) of the samples of this pass, when the first pass kept no scatter
-        (else ``None``); see :meth:`projected_statistics`."""
+        """K = M̃ S_W M̃ᵀ (C×C, float64) of the samples of this pass, when it tracks that scatter
+        (``scatter_kind == "projected"``; else ``None``); see :meth:`statistics`."""
         self._flush()
         return self.__dict__.get("_k")
 
@@ -268,14 +291,17 @@ class DecisionStatistics:
             pending.clear()
             self._k.addmm_(a.T, a)
 
-    def projected_statistics(self) -> ClassStatistics:
-        """The first pass's counts and means completed with this pass's C×C projected scatter K = M̃ S_W M̃ᵀ and
-        per-class sums of squares (:attr:`class_ss`).
+    def statistics(self) -> ClassStatistics:
+        """The class statistics for :func:`ncprobe.measure`: the first pass's, completed with what this pass
+        accumulated when the first pass kept no scatter.
 
-        For streams whose first pass kept no D×D scatter (``ClassStatistics(track_scatter=False)``, the fast
-        choice when C < D; with ``track_variance=False`` too, the first pass reads each batch once):
-        ``measure(dec.projected_statistics(), decisions=dec)`` then reports NC1 too. K and the sums of squares
-        are exact for the data of this pass; it must be the data of the first pass (as for the decisions).
+        The completed statistics hold the first pass's counts and means, this pass's per-class sums of squares
+        (:attr:`class_ss`) and its scatter: the C×C projected scatter K = M̃ S_W M̃ᵀ (C < D; enough for NC1,
+        but such statistics cannot be merged) or the D×D S_W (C ≥ D). The fast stream keeps only counts and
+        means in the first pass (``ClassStatistics(track_scatter=False, track_variance=False)``: one read of
+        each batch) and then calls ``measure(dec.statistics(), decisions=dec)``. What this pass adds is
+        exact for its data, which must be the data of the first pass (as for the decisions). When the first
+        pass holds a scatter, it is returned as it is.
 
         Examples
         --------
@@ -288,19 +314,21 @@ class DecisionStatistics:
         >>> dec = DecisionStatistics(stats)
         >>> for lo in range(0, 600, 200):
         ...     _ = dec.update(x[lo : lo + 200], y[lo : lo + 200])
-        >>> streamed = measure(dec.projected_statistics(), decisions=dec)
+        >>> streamed = measure(dec.statistics(), decisions=dec)
         >>> bool(abs(streamed["nc1"] - measure(x, y)["nc1"]) < 1e-12 * measure(x, y)["nc1"])
         True
         """
-        if self.projected_scatter is None:
-            raise ValueError("the first-pass statistics hold a scatter; pass them to measure directly")
         st = self._stats
+        if self.scatter_kind is None:
+            if st.scatter is None and st.projected_scatter is None:
+                raise ValueError("neither pass holds a within-class scatter (this pass was made with scatter=None)")
+            return st
         if statistics_fingerprint(st) != self.source:
             raise ValueError("the first-pass statistics changed since these decisions were made")
         if int(self.counts.sum()) != st.n_samples:
             raise ValueError(
                 f"this pass saw {int(self.counts.sum())} samples, the first pass {st.n_samples}: "
-                "the projected scatter needs the same data in both passes"
+                "the scatter and sums of squares of this pass need the same data in both passes"
             )
         class_ss = st.class_ss if self.class_ss is None else self.class_ss
         if class_ss is None:
@@ -309,6 +337,7 @@ class DecisionStatistics:
             st.counts,
             st.means,
             class_ss,
+            scatter=self.scatter,
             projected_scatter=self.projected_scatter,
             normalized_sum=st.normalized_sum,
             class_ids=st.class_ids,
@@ -316,9 +345,11 @@ class DecisionStatistics:
             backend=st.backend,
         )
 
+    projected_statistics = statistics  # the name before C ≥ D streams could be completed too
+
     def add_read(self, result: Any) -> None:
-        """Add what a :func:`~ncprobe.core.cpu_read.read_in_parts` read with these tables found: counts,
-        sums of squares, tallies and, when this pass tracks it, the projected scatter K."""
+        """Add what a :func:`~ncprobe.core.cpu_read.read_in_parts` read with these tables (and
+        ``scatter=self.scatter_kind``) found: counts, sums of squares, tallies and the scatter tracked."""
         if self.device.type == "cpu":  # in numpy: no torch op (and its spinning OpenMP threads) between reads
             add = lambda t, v: torch.from_numpy(t.numpy() + v)  # noqa: E731
         else:
@@ -328,8 +359,11 @@ class DecisionStatistics:
             self.class_ss = add(self.class_ss, result.class_ss)
         for k, v in result.tallies.items():
             self.tallies[k] = add(self.tallies[k], v)
-        if self.projected_scatter is not None and result.scatter is not None:
-            self._k = add(self._k, result.scatter)
+        if result.scatter is not None:
+            if self.scatter_kind == "projected":
+                self._k = add(self._k, result.scatter)
+            elif self.scatter_kind == "full":
+                self.scatter = add(self.scatter, result.scatter)
 
     def add_tallies(self, tallies: dict[str, torch.Tensor], codes: torch.Tensor) -> None:
         """Add per-class tallies counted elsewhere (e.g. by :meth:`DecisionTables.count` inside the
@@ -360,6 +394,8 @@ class DecisionStatistics:
             self.tallies[k] = self.tallies[k] + v.to(self.device)
         if self.projected_scatter is not None and other.projected_scatter is not None:
             self.projected_scatter = self.projected_scatter + other.projected_scatter.to(self.device)
+        if self.scatter is not None and other.scatter is not None:
+            self.scatter = self.scatter + other.scatter.to(self.device)
         return self
 
     def all_reduce(self, group: Any = None) -> "DecisionStatistics":
@@ -373,8 +409,9 @@ class DecisionStatistics:
         if self.class_ss is not None:
             vectors.append(self.class_ss)
         parts = list(vectors)
-        if self.projected_scatter is not None:
-            parts.append(self.projected_scatter.flatten())
+        square = self.projected_scatter if self.projected_scatter is not None else self.scatter
+        if square is not None:
+            parts.append(square.flatten())
         flat = torch.cat(parts)
         dist.all_reduce(flat, group=group)
         c = self.num_classes
@@ -385,6 +422,8 @@ class DecisionStatistics:
             self.class_ss = flat[c * (len(keys) + 1) : c * (len(keys) + 2)]
         if self.projected_scatter is not None:
             self.projected_scatter = flat[c * len(vectors) :].reshape(c, c)
+        elif self.scatter is not None:
+            self.scatter = flat[c * len(vectors) :].reshape(self.dim, self.dim)
         return self
 
     def state_dict(self) -> dict:
@@ -398,6 +437,8 @@ class DecisionStatistics:
             state["class_ss"] = self.class_ss
         if self.projected_scatter is not None:
             state["projected_scatter"] = self.projected_scatter
+        if self.scatter is not None:
+            state["scatter"] = self.scatter
         return state
 
     def load_state_dict(self, state: dict) -> "DecisionStatistics":
@@ -416,6 +457,8 @@ class DecisionStatistics:
         self.class_ss = None if ss is None else ss.to(self.device, torch.float64).clone()
         if self.projected_scatter is not None and "projected_scatter" in state:
             self.projected_scatter = state["projected_scatter"].to(self.device, torch.float64).clone()
+        if self.scatter is not None and "scatter" in state:
+            self.scatter = state["scatter"].to(self.device, torch.float64).clone()
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:

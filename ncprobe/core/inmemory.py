@@ -36,7 +36,6 @@ from tqdm.auto import tqdm
 from ._validation import check_features, encode_labels, resolve_device
 from .chunks import (
     ResidualWorkspace,
-    add_scatter,
     class_sums,
     compute_dtype,
     numba_arrays,
@@ -143,45 +142,32 @@ def compute_statistics(
         precision=precision,
         backend=backend,
     )
-    dec = DecisionStatistics(first, classifiers=classifiers, text_features=text_features, precision=precision)
-    projected = scatter == "projected" or (scatter == "auto" and c < d)
     if scatter not in ("auto", "full", "projected"):
         raise ValueError(f"scatter must be 'auto', 'full' or 'projected', got {scatter!r}")
-
-    if not projected:
-        dec.projected_scatter = None  # the D×D scatter is formed instead; decisions by certified float32
-    if be == "numba":
-        class_ss, scatter = _read_on_cpu(
-            x, enc.codes, means, dec, precision=precision, projected=projected, rows=chunk_rows, bar=bar
-        )
-    else:
-        class_ss, scatter = _read_in_chunks(
-            x, enc.codes, means, dec, dtype=dtype, projected=projected, rows=rows, bar=bar
-        )
-    bar.close()
-    acc = dec.projected_scatter if projected else scatter
-
-    stats = ClassStatistics.from_moments(
-        counts,
-        means,
-        class_ss,
-        normalized_sum=nsum,
-        class_ids=enc.class_ids,
+    projected = scatter == "projected" or (scatter == "auto" and c < d)
+    # C ≥ D: the D×D scatter, and every decision by one certified float32 product
+    dec = DecisionStatistics(
+        first,
+        classifiers=classifiers,
+        text_features=text_features,
         precision=precision,
-        backend=backend,
-        scatter=None if projected else acc,
-        projected_scatter=acc if projected else None,
+        scatter="projected" if projected else "full",
     )
-    return stats, dec
+    if be == "numba":
+        _read_on_cpu(x, enc.codes, means, dec, precision=precision, rows=chunk_rows, bar=bar)
+    else:
+        _read_in_chunks(x, enc.codes, means, dec, dtype=dtype, rows=rows, bar=bar)
+    bar.close()
+    return dec.statistics(), dec
 
 
-def _read_on_cpu(x, codes, means, dec: DecisionStatistics, *, precision: str, projected: bool, rows, bar):
+def _read_on_cpu(x, codes, means, dec: DecisionStatistics, *, precision: str, rows, bar) -> None:
     """Read 2 on CPU: every chunk's whole pipeline on one thread (:mod:`ncprobe.core.cpu_read`)."""
     xn, cn = numba_arrays(x, codes)
     plan = ReadPlan(
         np.ascontiguousarray(means.cpu().numpy()),
         precision=precision,
-        scatter="projected" if projected else "full",
+        scatter=dec.scatter_kind,
         tables=dec.tables,
         features_dtype=xn.dtype,
         rows=rows,
@@ -190,21 +176,15 @@ def _read_on_cpu(x, codes, means, dec: DecisionStatistics, *, precision: str, pr
     if not res.finite:
         raise_not_finite(x)
     dec.add_read(res)
-    return torch.from_numpy(res.class_ss), None if projected else torch.from_numpy(res.scatter)
 
 
-def _read_in_chunks(x, codes, means, dec: DecisionStatistics, *, dtype, projected: bool, rows: int, bar):
+def _read_in_chunks(x, codes, means, dec: DecisionStatistics, *, dtype, rows: int, bar) -> None:
     """Read 2 in torch (GPU, or CPU without numba): one chunk after another, each step on all threads."""
-    n, d = x.shape
-    scatter = None if projected else torch.zeros(d, d, dtype=torch.float64, device=means.device)
     work = ResidualWorkspace(means, rows=rows, dtype=dtype, backend="torch", keep=dec.residuals_needed(None))
-    for lo, hi in _chunks(n, rows):
+    for lo, hi in _chunks(x.shape[0], rows):
         r, r32, row_ss = work(x[lo:hi], codes[lo:hi])
-        if scatter is not None:
-            add_scatter(scatter, r)
         dec.add_residuals(r, r32, codes[lo:hi], row_ss, features=x[lo:hi], feature_ss=work.feature_ss)
         bar.update(hi - lo)
-    return dec.class_ss.clone(), scatter  # the decisions add each chunk's ‖r_i‖² per class
 
 
 def as_geometry(features: Any, labels: Any = None, **kw: Any) -> ClassGeometry:

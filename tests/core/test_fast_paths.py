@@ -98,17 +98,22 @@ def test_gpu_bound_certifies_tf32_products(monkeypatch):
     assert got == _expected(w, x, y, 5)
 
 
-@pytest.mark.parametrize("c, d, variance", [(6, 30, True), (6, 30, False), (30, 10, True)])
-def test_streamed_equals_in_memory(c, d, variance):
-    # variance=False: the first pass keeps counts and means only, the second supplies the sums of squares
+@pytest.mark.parametrize("c, d", [(6, 30), (30, 10)])
+@pytest.mark.parametrize("first_pass", ["scatter", "variance", "means"])
+def test_streamed_equals_in_memory(c, d, first_pass):
+    # "means": the first pass keeps counts and means only; the second supplies the sums of squares and the
+    # scatter (projected when C < D, D×D when C ≥ D). "variance": the second supplies the scatter only.
     x, y, w = _data(1, c, d, 1200)
-    stats = ClassStatistics(c, track_scatter=c >= d, track_variance=variance)
+    stats = ClassStatistics(c, track_scatter=first_pass == "scatter", track_variance=first_pass != "means")
     for lo in range(0, len(x), 100):
         stats.update(x[lo : lo + 100], y[lo : lo + 100])
     dec = DecisionStatistics(stats, classifiers={"classifier": w})
     for lo in range(0, len(x), 64):
         dec.update(x[lo : lo + 64], y[lo : lo + 64])
-    streamed = ncprobe.measure(stats if c >= d else dec.projected_statistics(), decisions=dec)
+    assert dec.scatter_kind == {"scatter": None}.get(first_pass, "projected" if c < d else "full")
+    done = dec.statistics()
+    assert (done is stats) == (first_pass == "scatter")
+    streamed = ncprobe.measure(done, decisions=dec)
     direct = ncprobe.measure(x, y, classifier=w)
     assert streamed["nc1"] == pytest.approx(ref.nc1(x, y, c), rel=1e-9)
     for name in direct.keys():
@@ -174,8 +179,28 @@ def test_projected_statistics_refuses_other_data():
     dec = DecisionStatistics(stats).update(x[:200], y[:200])
     with pytest.raises(ValueError, match="same data in both passes"):
         dec.projected_statistics()
-    with pytest.raises(ValueError, match="hold a scatter"):
-        DecisionStatistics(ClassStatistics(4).update(x, y)).projected_statistics()
+    with pytest.raises(ValueError, match="neither pass holds a within-class scatter"):
+        DecisionStatistics(stats, scatter=None).update(x, y).statistics()
+    with pytest.raises(ValueError, match="scatter must be"):
+        DecisionStatistics(stats, scatter="diagonal")
+
+
+def test_full_scatter_of_the_second_pass_merges_all_reduces_and_round_trips():
+    x, y, w = _data(7, 12, 6, 900)  # C ≥ D: the second pass forms S_W = RᵀR
+    stats = ClassStatistics(12, track_scatter=False, track_variance=False).update(x, y)
+    whole = DecisionStatistics(stats, classifiers={"w": w}).update(x, y)
+    assert whole.scatter_kind == "full" and whole.projected_scatter is None
+    reference = ClassStatistics(12).update(x, y)
+    torch.testing.assert_close(whole.scatter, reference.scatter, rtol=1e-12, atol=1e-9)
+    halves = [DecisionStatistics(stats, classifiers={"w": w}).update(x[i::2], y[i::2]) for i in range(2)]
+    merged = halves[0].merge(halves[1])
+    torch.testing.assert_close(merged.scatter, whole.scatter, rtol=1e-12, atol=1e-9)
+    back = DecisionStatistics(stats, classifiers={"w": w}).load_state_dict(whole.state_dict())
+    assert torch.equal(back.scatter, whole.scatter) and torch.equal(back.class_ss, whole.class_ss)
+    done = back.statistics()
+    assert done.scatter is not None and done.projected_scatter is None
+    done.merge(ClassStatistics(12).update(x[:50], y[:50]))  # a D×D scatter: such statistics merge
+    assert ncprobe.measure(back.statistics(), decisions=back)["nc1"] == pytest.approx(ref.nc1(x, y, 12), rel=1e-9)
 
 
 def test_non_finite_features_are_refused_by_both_passes():
@@ -196,24 +221,26 @@ def _projected_worker(rank, world, init_file, x, y, w, out_file):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    stats = ClassStatistics(5, track_scatter=False, track_variance=False).update(x[rank::world], y[rank::world])
+    c = w.shape[0]
+    stats = ClassStatistics(c, track_scatter=False, track_variance=False).update(x[rank::world], y[rank::world])
     stats.all_reduce()
     dec = DecisionStatistics(stats, classifiers={"classifier": w}).update(x[rank::world], y[rank::world])
     dec.all_reduce()
     if rank == 0:
-        torch.save(ncprobe.measure(dec.projected_statistics(), decisions=dec).scalars(), out_file)
+        torch.save(ncprobe.measure(dec.statistics(), decisions=dec).scalars(), out_file)
     dist.barrier()
     dist.destroy_process_group()
 
 
-def test_projected_scatter_all_reduce_equals_one_process(tmp_path):
+@pytest.mark.parametrize("c, d", [(5, 20), (12, 6)])  # the second pass's projected or D×D scatter
+def test_second_pass_all_reduce_equals_one_process(tmp_path, c, d):
     import torch.multiprocessing as mp
 
-    x, y, w = _data(5, 5, 20, 600)
+    x, y, w = _data(5, c, d, 600)
     out = tmp_path / "out.pt"
     mp.spawn(_projected_worker, args=(2, str(tmp_path / "init"), x, y, w, str(out)), nprocs=2, join=True)
     got = torch.load(out, weights_only=False)
     direct = ncprobe.measure(x, y, classifier=w).scalars()
-    assert got["nc1"] == pytest.approx(ref.nc1(x, y, 5), rel=1e-9)
+    assert got["nc1"] == pytest.approx(ref.nc1(x, y, c), rel=1e-9)
     for name in ("nc4_ncc_agreement", "classifier_accuracy", "ncc_accuracy", "nc1_quotient"):
         assert got[name] == pytest.approx(direct[name], rel=1e-12), name
