@@ -92,6 +92,28 @@ def test_decide_count_tallies_certain_rows_and_returns_the_rest():
     assert np.array_equal(agree, np.bincount(codes[sure], weights=pred[sure] == reference[sure], minlength=c))
 
 
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 7, 8, 9, 13, 300])
+def test_best_two_equals_a_sort_with_ties_and_absent_classes(c):
+    # Small integers make many exact ties (the first index must win, the margin be 0); -inf columns are
+    # classes that can never be chosen (absent from the NCC table). c covers the 4-lane loop and its tail.
+    rng = np.random.default_rng(c)
+    n = 400
+    products = rng.integers(-3, 4, size=(n, c)).astype(np.float32)
+    table = rng.integers(-2, 3, size=(c, c)).astype(np.float64)
+    if c > 2:
+        table[:, rng.choice(c, size=c // 3, replace=False)] = -np.inf
+    codes = rng.integers(0, c, size=n)
+    pred, margin = np.empty(n, dtype=np.int64), np.empty(n)
+    _numba_kernels.best_two(products, 0.5, table, codes, pred, margin)
+    scores = 0.5 * products.astype(np.float64) + table[codes]
+    top = np.sort(scores, axis=1)
+    assert np.array_equal(pred, scores.argmax(1))
+    with np.errstate(invalid="ignore"):
+        expected = top[:, -1] - top[:, -2] if c > 1 else np.full(n, np.inf)
+    np.testing.assert_array_equal(margin, expected)
+    assert c < 3 or (margin == 0).any()  # ties occurred
+
+
 def test_parts_cover_every_row_once():
     x, y, _ = _data(n=5000)
     means = np.stack([x[y == k].astype(np.float64).mean(0) for k in range(7)])
