@@ -133,6 +133,8 @@ def _prepare(
         if num_classes is not None and num_classes != features.num_classes:
             raise ValueError(f"num_classes={num_classes} but the statistics hold {features.num_classes} classes")
         stats, dec = features, decisions
+        if isinstance(dec, DecisionStatistics) and dec.completes(stats):
+            stats = dec.statistics()  # a first pass without scatter (or variances), completed by the second
     else:
         if labels is None:
             raise TypeError("labels are required with raw features")
@@ -335,7 +337,9 @@ def measure(
         any names: with ``classifier`` given, the decisions must include exactly that classifier; without,
         a single classifier in the decisions is used for NC3/NC4 (several are ambiguous: pass
         ``classifier``). Its text embeddings, if any, must equal ``text_features`` (or stand in for them).
-        Decisions made against other statistics are refused.
+        Decisions made against other statistics are refused. When the first pass kept no scatter (or only
+        counts and means) and the second saw the same samples, the second pass completes the statistics
+        (:meth:`DecisionStatistics.statistics`), so NC1 and the variances are reported too.
     groups:
         ``"counts"`` (head/medium/tail thirds by class count, :func:`ncprobe.core.groups.assign_groups`),
         ``"log_count"``, a per-class sequence of group names, or a ``{class_label: group}`` mapping.

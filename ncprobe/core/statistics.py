@@ -362,9 +362,9 @@ class ClassStatistics:
         """Raise ``ValueError`` when the per-class sums of squares were not tracked (``track_variance=False``)."""
         if self.class_ss is None:
             raise ValueError(
-                "these statistics hold counts and means only (track_variance=False): make the second pass, "
-                "dec = DecisionStatistics(stats, ...) and dec.update(...) over the same data, then use "
-                "dec.projected_statistics()"
+                "these statistics hold counts and means only (track_variance=False): a second pass over the "
+                "same samples supplies the sums of squares, dec = DecisionStatistics(stats, ...) and "
+                "dec.update(...); then measure(stats, decisions=dec), or dec.statistics()"
             )
 
     def require_allocated(self) -> None:

@@ -145,6 +145,25 @@ def test_projected_scatter_merges_and_round_trips():
         back.projected_statistics()
 
 
+def test_measure_completes_a_first_pass_with_the_second():
+    x, y, w = _data(8, 5, 20, 600)
+    direct = ncprobe.measure(x, y, classifier=w)
+    for variance in (True, False):
+        stats = ClassStatistics(5, track_scatter=False, track_variance=variance).update(x, y)
+        dec = DecisionStatistics(stats, classifiers={"classifier": w}).update(x, y)
+        assert dec.completes(stats) and not dec.completes(stats.copy())
+        report = ncprobe.measure(stats, decisions=dec)
+        assert report["nc1"] == pytest.approx(direct["nc1"], rel=1e-9)
+        assert report["ncc_accuracy"] == direct["ncc_accuracy"]
+    # a second pass over other samples completes nothing: without a scatter there is no NC1
+    stats = ClassStatistics(5, track_scatter=False).update(x, y)
+    part = DecisionStatistics(stats, classifiers={"classifier": w}).update(x[:300], y[:300])
+    assert not part.completes(stats)
+    report = ncprobe.measure(stats, decisions=part)
+    assert "nc1" not in report.scalars() or np.isnan(report["nc1"])
+    assert report["cdnv"] == pytest.approx(direct["cdnv"], rel=1e-9)
+
+
 def test_counts_and_means_only_first_pass():
     x, y, w = _data(6, 5, 20, 900)
     full = ClassStatistics(5, track_scatter=False).update(x, y)
