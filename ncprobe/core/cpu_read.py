@@ -1,7 +1,7 @@
 """The second read over the features on CPU, in parts: each thread runs the whole per-chunk pipeline.
 
 The rows are split into a fixed number of contiguous parts (:data:`PARTS`, fewer for small inputs), and the
-parts are dealt to the threads (``torch.get_num_threads()``). A thread takes its parts one chunk of
+threads (``torch.get_num_threads()``) take the next part whenever they are free. A thread takes its parts one chunk of
 :func:`part_rows` rows at a time, through every step, with the BLAS library single-threaded
 (threadpoolctl) for the duration of the read:
 
@@ -26,6 +26,7 @@ order, so the results do not depend on the number of threads.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -215,7 +216,7 @@ def read_in_parts(
     x: np.ndarray, codes: np.ndarray, plan: ReadPlan, *, progress: Callable[[int], object] | None = None
 ) -> ReadResult:
     """Run ``plan`` over all rows of ``x`` (C-contiguous float32/float64) with int64 ``codes``: the parts
-    dealt to ``torch.get_num_threads()`` threads, BLAS single-threaded meanwhile, results added in part order.
+    taken in turn by ``torch.get_num_threads()`` threads, BLAS single-threaded meanwhile, results added in part order.
     ``finite`` is False when a residual row norm was not finite (NaN/inf in the features). ``progress`` is
     called with the rows of each finished part (e.g. a tqdm bar's ``update``)."""
     n = x.shape[0]
@@ -226,18 +227,17 @@ def read_in_parts(
     shape = {"full": (d, d), "projected": (c, c)}.get(plan.scatter)
     slots = None if shape is None else _scatter_slots(nparts, shape)
 
-    def run(first: int, last: int) -> list[ReadResult]:
-        out = []
-        for p in range(first, last):
-            out.append(_read_part(x, codes, bounds[p], bounds[p + 1], plan, None if slots is None else slots[p]))
+    parts: list[ReadResult | None] = [None] * nparts
+    next_part = itertools.count()  # parts are handed out in order to whichever thread is free
+
+    def run() -> None:
+        while (p := next(next_part)) < nparts:
+            parts[p] = _read_part(x, codes, bounds[p], bounds[p + 1], plan, None if slots is None else slots[p])
             if progress is not None:
                 progress(bounds[p + 1] - bounds[p])
-        return out
 
-    split = [nparts * i // t for i in range(t + 1)]
-    tasks = [functools.partial(run, split[i], split[i + 1]) for i in range(t)]
     with blas_single_threaded():
-        parts = [r for chunk in _numba_kernels.run_tasks(tasks) for r in chunk]
+        _numba_kernels.run_tasks([run] * t)
     total = parts[0]
     for part in parts[1:]:
         total.add(part)
