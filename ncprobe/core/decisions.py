@@ -35,7 +35,7 @@ from .chunks import (
     require_finite,
 )
 from .cpu_read import ReadPlan, read_in_parts
-from .prepared import ClassEmbeddings, prepare_classifier, prepare_text
+from .prepared import prepare_classifiers
 from .statistics import ClassStatistics
 
 __all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
@@ -47,37 +47,6 @@ def statistics_fingerprint(stats: ClassStatistics) -> str:
     for t in (stats.counts, stats.means):
         h.update(t.detach().double().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def prepare_classifiers(
-    classifiers: Mapping[str, Any] | None,
-    *,
-    num_classes: int,
-    dim: int,
-    device: torch.device,
-    text_features: Any = None,
-) -> dict[str, ClassEmbeddings]:
-    """Check ``{name: W | (W, b) | nn.Linear}`` and optional text embeddings; return prepared rules.
-
-    The name ``"text"`` marks class text embeddings (rows L2-normalised, the CLIP zero-shot rule), as does
-    ``text_features``; any other name is a linear classifier.
-    """
-    if classifiers is not None and not isinstance(classifiers, Mapping):
-        raise TypeError(f"classifiers must be a mapping {{name: W}}, got {type(classifiers).__name__}")
-    out: dict[str, ClassEmbeddings] = {}
-    shape = dict(num_classes=num_classes, dim=dim, device=device)
-    for name, spec in (classifiers or {}).items():
-        if not isinstance(name, str):
-            raise TypeError(f"classifier names must be strings, got {name!r}")
-        if name == "text":
-            out[name] = prepare_text(spec, **shape)
-        else:
-            out[name] = prepare_classifier(spec, name=f"classifier {name!r}", **shape)
-    if text_features is not None:
-        if "text" in out:
-            raise ValueError("text embeddings given twice: as classifiers['text'] and as text_features")
-        out["text"] = prepare_text(text_features, **shape)
-    return out
 
 
 class DecisionStatistics:
@@ -394,6 +363,10 @@ class DecisionStatistics:
             self.classifiers[k].same_as(other.classifiers[k]) for k in self.classifiers
         ):
             raise ValueError("cannot merge decisions made with different classifiers")
+        if other.scatter_kind != self.scatter_kind:
+            raise ValueError(
+                f"cannot merge a pass with scatter {other.scatter_kind!r} into one with {self.scatter_kind!r}"
+            )
 
     def merge(self, other: "DecisionStatistics") -> "DecisionStatistics":
         """Add another accumulator's tallies (same statistics and classifiers). Returns ``self``."""
@@ -465,10 +438,11 @@ class DecisionStatistics:
         self.tallies = {k: v.to(self.device, torch.float64).clone() for k, v in state["tallies"].items()}
         ss = state.get("class_ss")  # absent in states saved before these sums were kept
         self.class_ss = None if ss is None else ss.to(self.device, torch.float64).clone()
-        if self.projected_scatter is not None and "projected_scatter" in state:
-            self.projected_scatter = state["projected_scatter"].to(self.device, torch.float64).clone()
-        if self.scatter is not None and "scatter" in state:
-            self.scatter = state["scatter"].to(self.device, torch.float64).clone()
+        key = {"projected": "projected_scatter", "full": "scatter"}.get(self.scatter_kind)
+        if key is not None:
+            if key not in state:
+                raise ValueError(f"this state holds no {key.replace('_', ' ')}, which these decisions track")
+            setattr(self, key, state[key].to(self.device, torch.float64).clone())
         return self
 
     def __getattr__(self, name: str) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ __all__ = [
     "as_embeddings",
     "prepare_classifier",
     "prepare_text",
+    "prepare_classifiers",
 ]
 
 
@@ -246,3 +247,34 @@ def as_embeddings(spec: Any, geometry: ClassGeometry, *, role: Literal["classifi
     if role == "text":
         return prepare_text(spec, num_classes=st.num_classes, dim=st.dim, device=st.device)
     return prepare_classifier(spec, num_classes=st.num_classes, dim=st.dim, device=st.device)
+
+
+def prepare_classifiers(
+    classifiers: Mapping[str, Any] | None,
+    *,
+    num_classes: int,
+    dim: int,
+    device: torch.device,
+    text_features: Any = None,
+) -> dict[str, ClassEmbeddings]:
+    """Check ``{name: W | (W, b) | nn.Linear}`` and optional text embeddings; return prepared rules.
+
+    The name ``"text"`` marks class text embeddings (rows L2-normalised, the CLIP zero-shot rule), as does
+    ``text_features``; any other name is a linear classifier.
+    """
+    if classifiers is not None and not isinstance(classifiers, Mapping):
+        raise TypeError(f"classifiers must be a mapping {{name: W}}, got {type(classifiers).__name__}")
+    out: dict[str, ClassEmbeddings] = {}
+    shape = dict(num_classes=num_classes, dim=dim, device=device)
+    for name, spec in (classifiers or {}).items():
+        if not isinstance(name, str):
+            raise TypeError(f"classifier names must be strings, got {name!r}")
+        if name == "text":
+            out[name] = prepare_text(spec, **shape)
+        else:
+            out[name] = prepare_classifier(spec, name=f"classifier {name!r}", **shape)
+    if text_features is not None:
+        if "text" in out:
+            raise ValueError("text embeddings given twice: as classifiers['text'] and as text_features")
+        out["text"] = prepare_text(text_features, **shape)
+    return out

@@ -219,6 +219,11 @@ def test_full_scatter_of_the_second_pass_merges_all_reduces_and_round_trips():
     done = back.statistics()
     assert done.scatter is not None and done.projected_scatter is None
     done.merge(ClassStatistics(12).update(x[:50], y[:50]))  # a D×D scatter: such statistics merge
+    other = DecisionStatistics(stats, classifiers={"w": w}, scatter="projected").update(x, y)
+    with pytest.raises(ValueError, match="cannot merge a pass with scatter 'projected'"):
+        whole.merge(other)
+    with pytest.raises(ValueError, match="holds no scatter"):
+        DecisionStatistics(stats, classifiers={"w": w}).load_state_dict(other.state_dict())
     assert ncprobe.measure(back.statistics(), decisions=back)["nc1"] == pytest.approx(ref.nc1(x, y, 12), rel=1e-9)
 
 
