@@ -218,9 +218,10 @@ class Engine:
                         total = total + weight * reg.term_weight(term) * value.float()
             if not bool(torch.isfinite(total)):
                 raise TrainingDivergedError(
-                    f"the loss became {float(total)} at epoch {epoch}, step {self.step} (terms: "
-                    f"{ {k: round(float(v), 4) for k, v in terms.items()} }); precision={p.precision!r}: CLIP text "
-                    "towers are known to overflow in fp16 — try bf16 or fp32, or a lower learning rate"
+                    f"the loss became {float(total.detach())} at epoch {epoch}, step {self.step} (terms: "
+                    f"{ {k: round(float(v.detach()), 4) for k, v in terms.items()} }); "
+                    f"precision={p.precision!r}: CLIP text towers are known to overflow in fp16 — try bf16 or fp32, "
+                    "or a lower learning rate"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
