@@ -318,13 +318,9 @@ class DecisionStatistics:
 
     def completes(self, stats: ClassStatistics) -> bool:
         """Whether :meth:`statistics` completes ``stats``: they are this pass's first-pass statistics, which kept
-        no scatter, and this pass saw as many samples (what :func:`ncprobe.measure` checks before using it)."""
-        return (
-            self.scatter_kind is not None
-            and stats is self._stats
-            and int(self.counts.sum()) == stats.n_samples
-            and statistics_fingerprint(stats) == self.source
-        )
+        no scatter, and this pass saw as many samples (what :func:`ncprobe.measure` checks before using it;
+        :meth:`statistics` then refuses statistics changed since this pass began)."""
+        return self.scatter_kind is not None and stats is self._stats and int(self.counts.sum()) == stats.n_samples
 
     def add_read(self, result: Any) -> None:
         """Add what a :func:`~ncprobe.core.cpu_read.read_in_parts` read with these tables (and

@@ -155,6 +155,9 @@ def test_measure_completes_a_first_pass_with_the_second():
         report = ncprobe.measure(stats, decisions=dec)
         assert report["nc1"] == pytest.approx(direct["nc1"], rel=1e-9)
         assert report["ncc_accuracy"] == direct["ncc_accuracy"]
+    stats.update(x[:10], y[:10])  # first-pass statistics changed after the second pass: refused
+    with pytest.raises(ValueError, match="other class statistics"):
+        ncprobe.measure(stats, decisions=dec)
     # a second pass over other samples completes nothing: without a scatter there is no NC1
     stats = ClassStatistics(5, track_scatter=False).update(x, y)
     part = DecisionStatistics(stats, classifiers={"classifier": w}).update(x[:300], y[:300])
