@@ -65,7 +65,7 @@ class ClassStatistics:
         Keep the per-class sums of squares (needs a second read of each batch, about its class means).
         ``False`` keeps only counts and means (one read per batch): the first pass of a two-pass stream whose
         second pass, a :class:`~ncprobe.DecisionStatistics`, measures the sums of squares about the final
-        means and completes the statistics (:meth:`DecisionStatistics.projected_statistics`). Needs
+        means and completes the statistics (:meth:`DecisionStatistics.statistics`). Needs
         ``track_scatter=False``.
     precision:
         Rounding of each batch's centred residuals before the scatter product: ``"float64"``
@@ -198,14 +198,14 @@ class ClassStatistics:
         backend = pick_backend(self.backend, x)
         codes = enc.codes.cpu() if backend == "numba" else enc.codes
         counts, sums, nsum = class_sums(x, codes, self.num_classes, backend)
-        if sums.device.type == "cpu":  # numpy for the C×D bookkeeping on CPU (see _combine)
+        cpu = sums.device.type == "cpu"  # numpy for the C×D bookkeeping on CPU (see _combine)
+        if cpu:
             means = torch.from_numpy(sums.numpy() / np.maximum(counts.numpy(), 1)[:, None])
-            finite = bool(np.isfinite(sums.numpy()).all() and np.isfinite(nsum.numpy()).all())
         else:
             means = sums / counts.clamp_min(1)[:, None]
-            finite = bool(torch.isfinite(sums).all() and torch.isfinite(nsum).all())
         if not self.track_variance:  # counts and means only: NaN/inf show in the sums
-            if not finite:
+            xp, arr = (np, lambda t: t.numpy()) if cpu else (torch, lambda t: t)
+            if not (bool(xp.isfinite(arr(sums)).all()) and bool(xp.isfinite(arr(nsum)).all())):
                 raise_not_finite(x)
             dev = self.device
             self._combine(counts.to(dev), means.to(dev), None, None, nsum.to(dev))
