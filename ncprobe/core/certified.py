@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import _numba_kernels
-from .prepared import ClassEmbeddings
+from .embeddings import ClassEmbeddings
 
 __all__ = ["DecisionTables"]
 

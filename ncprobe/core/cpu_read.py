@@ -29,14 +29,12 @@ import functools
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from . import _numba_kernels
-
-if TYPE_CHECKING:  # the tables' module imports the statistics, which read through this module
-    from .certified import DecisionTables
+from .certified import DecisionTables
 
 __all__ = ["ReadPlan", "ReadResult", "read_in_parts", "blas_single_threaded", "PARTS"]
 

@@ -35,7 +35,7 @@ from .chunks import (
     require_finite,
 )
 from .cpu_read import ReadPlan, read_in_parts
-from .prepared import prepare_classifiers
+from .embeddings import prepare_classifiers
 from .statistics import ClassStatistics
 
 __all__ = ["DecisionStatistics", "DecisionTables", "prepare_classifiers", "statistics_fingerprint"]
