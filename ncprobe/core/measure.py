@@ -20,7 +20,7 @@ from . import catalog, crossmodal, generalized, metrics
 from ._validation import check_features
 from .decisions import DecisionStatistics, statistics_fingerprint
 from .geometry import center_rows, etf_error_floor, normalize_rows
-from .groups import group_order, resolve_groups
+from .groups import equal_counts_note, group_order, resolve_groups
 from .inmemory import compute_statistics
 from .prepared import ClassEmbeddings, ClassGeometry, SingletonClassWarning, prepare_classifier, prepare_text
 from .projection import geometry_coordinates, sample_cloud
@@ -342,7 +342,8 @@ def measure(
         (:meth:`DecisionStatistics.statistics`), so NC1 and the variances are reported too.
     groups:
         ``"counts"`` (head/medium/tail thirds by class count, :func:`ncprobe.core.groups.assign_groups`),
-        ``"log_count"``, a per-class sequence of group names, or a ``{class_label: group}`` mapping.
+        ``"log_count"``, a per-class sequence of group names, or a ``{class_label: group}`` mapping. Equal
+        counts form no groups (an :class:`~ncprobe.core.groups.EqualCountsWarning`; attribute ``groups_note``).
     center:
         Cross-modal convention (see :mod:`ncprobe.core.crossmodal`): ``True`` (default) compares centred
         text embeddings with centred image class means; ``False`` the raw ones. NC1–NC4 always use
@@ -445,6 +446,8 @@ def measure(
         "simplex_etf_exists": bool(c_present <= st.dim + 1),
         "classifier": inp.classifier_source,
     }
+    if group_labels is None and isinstance(groups, str):  # count-based groups on equal counts: none, and why
+        attrs["groups_note"] = equal_counts_note(st.counts.cpu().numpy())
     ds = build_dataset(
         scalars,
         per_class,
