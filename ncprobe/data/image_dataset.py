@@ -11,7 +11,7 @@ import hashlib
 import os
 import random
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from PIL import Image
@@ -21,7 +21,7 @@ from ncprobe.data.base_novel import Subsample
 from ncprobe.data.errors import ClassNameMismatchError, DatasetLayoutError
 from ncprobe.data.imbalance import ImbalanceSpec
 from ncprobe.data.items import Item, listdir_nohidden
-from ncprobe.data.manifest import FewShotManifest
+from ncprobe.data.manifest import FewShotManifest, register_manifest_loader
 from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.splits import read_and_split_data
 from ncprobe.data.transforms import build_test_transform
@@ -271,4 +271,13 @@ def load_image_folder(
         fewshot_dir=fewshot_dir,
         use_cache=use_cache,
         manifest=manifest,
+        loader="load_image_folder",
     )
+
+
+def _load_manifest_dataset(manifest: FewShotManifest, root: str | os.PathLike, **options: Any) -> PreparedDataset:
+    """A ``loader="load_image_folder"`` manifest's dataset, from the dataset folder ``root`` itself."""
+    return load_image_folder(root, manifest=manifest, **options)
+
+
+register_manifest_loader("load_image_folder", _load_manifest_dataset)

@@ -48,7 +48,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -64,11 +64,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
+    "LOADERS",
+    "Loader",
     "FewShotManifest",
     "ResolvedManifest",
     "export_manifest",
     "fewshot_manifest_path",
     "load_manifest",
+    "register_manifest_loader",
     "relative_image_path",
     "resolve_manifest",
     "split_digest",
@@ -78,7 +81,13 @@ MANIFEST_FORMAT = "ncprobe.fewshot-manifest"
 MANIFEST_VERSION = 1
 
 _VAL_MODES = ("separate", "test", "none")
-_LOADERS = ("load_dataset", "load_image_folder")
+#: The readers a manifest can name (its ``loader`` field, :attr:`~ncprobe.data.PreparedDataset.loader`).
+Loader = Literal["load_dataset", "load_image_folder"]
+LOADERS: tuple[str, ...] = ("load_dataset", "load_image_folder")
+#: ``{loader: load(manifest, root, **options)}``, filled by the modules that define the readers
+#: (:mod:`ncprobe.data.registry`, :mod:`ncprobe.data.image_dataset`) through :func:`register_manifest_loader`:
+#: they stand on this module, so this module cannot import them. ``import ncprobe.data`` imports both.
+_MANIFEST_LOADERS: dict[str, Callable[..., PreparedDataset]] = {}
 _IMBALANCE_SPEC_KEYS = ("profile", "ratio", "mu", "seed", "n_max", "group_method")
 _IMBALANCE_ARRAY_KEYS = ("labels", "ranks", "target_counts", "counts", "groups")
 
@@ -327,7 +336,7 @@ class FewShotManifest:
         check(isinstance(doc["repeat"], bool), "'repeat' must be true or false")
         check(doc["subsample"] in SUBSAMPLE_CHOICES, f"'subsample' must be one of {SUBSAMPLE_CHOICES}")
         check(doc["val_mode"] in _VAL_MODES, f"'val_mode' must be one of {_VAL_MODES}")
-        check(doc["loader"] in _LOADERS, f"'loader' must be one of {_LOADERS}")
+        check(doc["loader"] in LOADERS, f"'loader' must be one of {LOADERS}")
         check(isinstance(doc["dataset"], str) and bool(doc["dataset"]), "'dataset' must be a non-empty string")
         check(doc["template"] is None or isinstance(doc["template"], str), "'template' must be a string or null")
         for key in ("test_digest",):
@@ -467,7 +476,7 @@ class FewShotManifest:
             subsample=dataset.subsample,
             imbalance=imbalance,
             template=dataset.template,
-            loader=_loader_of(dataset),
+            loader=dataset.loader,
             test_digest=split_digest(dataset.test, root),
             file_sha256=hashes,
         )
@@ -492,21 +501,23 @@ class FewShotManifest:
         ``sort_listing``, ``verify_files``). Train and val are the manifest's images, test is the
         dataset's test split; see :func:`resolve_manifest` for the checks.
         """
-        from ncprobe.data.image_dataset import load_image_folder
-        from ncprobe.data.registry import load_dataset
+        if self.loader not in _MANIFEST_LOADERS:
+            raise RuntimeError(
+                f"no reader is registered for loader {self.loader!r}: import ncprobe.data, which registers "
+                f"{', '.join(LOADERS)}"
+            )
+        return _MANIFEST_LOADERS[self.loader](self, root, **options)
 
-        if self.loader == "load_dataset":
-            return load_dataset(self.dataset, root, manifest=self, **options)
-        return load_image_folder(root, manifest=self, **options)
 
+def register_manifest_loader(loader: Loader, load: Callable[..., PreparedDataset]) -> None:
+    """Register ``load(manifest, root, **options)`` as the reader of manifests whose ``loader`` is ``loader``.
 
-def _loader_of(dataset: "PreparedDataset") -> str:
-    from ncprobe.data.registry import DATASETS
-
-    spec = DATASETS.get(dataset.name)
-    if spec is not None and Path(dataset.dataset_dir).name == spec.folder:
-        return "load_dataset"
-    return "load_image_folder"
+    Called once by each reader's own module (``load_dataset`` by :mod:`ncprobe.data.registry`,
+    ``load_image_folder`` by :mod:`ncprobe.data.image_dataset`).
+    """
+    if loader not in LOADERS:
+        raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}")
+    _MANIFEST_LOADERS[loader] = load
 
 
 def load_manifest(path: str | os.PathLike) -> FewShotManifest:

@@ -27,7 +27,7 @@ from ncprobe.data.base_novel import SUBSAMPLE_CHOICES, Subsample, subsample_clas
 from ncprobe.data.fewshot import check_num_shots, check_seed, load_or_sample_fewshot
 from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec, apply_imbalance
 from ncprobe.data.items import Item, class_counts, classnames_from_splits
-from ncprobe.data.manifest import FewShotManifest, load_manifest, resolve_manifest
+from ncprobe.data.manifest import LOADERS, FewShotManifest, Loader, load_manifest, resolve_manifest
 from ncprobe.data.templates import format_prompts
 
 __all__ = ["ValMode", "RawSplits", "PreparedDataset", "prepare_dataset"]
@@ -101,6 +101,10 @@ class PreparedDataset:
         The few-shot ``repeat`` setting used.
     imbalance_spec:
         The :class:`~ncprobe.data.ImbalanceSpec` applied (its ``seed`` resolved), or ``None``.
+    loader:
+        The reader that built it, ``"load_dataset"`` (a CoOp benchmark under ``$DATA``) or
+        ``"load_image_folder"`` (any class-per-folder tree, and :func:`prepare_dataset` called directly):
+        its manifest records it, so :meth:`FewShotManifest.load_dataset` calls the same reader again.
 
     The ``repr`` is one line of counts and settings (the item lists can hold millions of entries);
     :meth:`to_manifest` records exactly which images were selected.
@@ -122,6 +126,7 @@ class PreparedDataset:
     val_mode: ValMode = "separate"
     repeat: bool = False
     imbalance_spec: ImbalanceSpec | None = None
+    loader: Loader = "load_image_folder"
 
     def __repr__(self) -> str:
         shots = "all" if self.num_shots == 0 else self.num_shots
@@ -178,6 +183,7 @@ def prepare_dataset(
     fewshot_dir: str | Path | None = None,
     use_cache: bool = True,
     manifest: FewShotManifest | str | os.PathLike | None = None,
+    loader: Loader = "load_image_folder",
 ) -> PreparedDataset:
     """Run the CoOp pipeline (module docstring) on a reader's output.
 
@@ -203,6 +209,8 @@ def prepare_dataset(
         images (checked against ``raw``), and ``num_shots``/``seed``/``subsample``/``imbalance``/
         ``repeat`` come from it. Passing one of those with a value other than its default and
         other than the manifest's raises ``ValueError``.
+    loader:
+        The reader calling (:attr:`PreparedDataset.loader`): ``"load_dataset"`` or ``"load_image_folder"``.
 
     Returns
     -------
@@ -222,6 +230,8 @@ def prepare_dataset(
     """
     num_shots = check_num_shots(num_shots)
     seed = check_seed(seed)
+    if loader not in LOADERS:
+        raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}")
     if subsample not in SUBSAMPLE_CHOICES:
         raise ValueError(f"subsample must be one of {SUBSAMPLE_CHOICES}, got {subsample!r}")
     classnames_from_splits({"train": raw.train, "val": raw.val, "test": raw.test}, source=raw.source)
@@ -232,6 +242,7 @@ def prepare_dataset(
             name=name,
             dataset_dir=dataset_dir,
             template=template,
+            loader=loader,
             requested={
                 "num_shots": num_shots,
                 "seed": seed,
@@ -287,6 +298,7 @@ def prepare_dataset(
         val_mode=raw.val_mode,
         repeat=bool(repeat),
         imbalance_spec=spec,
+        loader=loader,
     )
 
 
@@ -300,6 +312,7 @@ def _prepare_from_manifest(
     name: str,
     dataset_dir: str | Path,
     template: str,
+    loader: Loader,
     requested: dict[str, Any],
 ) -> PreparedDataset:
     path = None
@@ -340,4 +353,5 @@ def _prepare_from_manifest(
         val_mode=raw.val_mode,
         repeat=manifest.repeat,
         imbalance_spec=resolved.imbalance_spec,
+        loader=loader,
     )

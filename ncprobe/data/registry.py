@@ -7,10 +7,11 @@ short aliases, so ``"OxfordPets"``, ``"oxford_pets"`` and ``"pets"`` are the sam
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ncprobe.data._reading import LAYOUTS
 from ncprobe.data.base_novel import Subsample
@@ -36,7 +37,7 @@ from ncprobe.data.imagenet_datasets import (
     read_imagenetv2,
 )
 from ncprobe.data.imbalance import ImbalanceSpec
-from ncprobe.data.manifest import FewShotManifest
+from ncprobe.data.manifest import FewShotManifest, register_manifest_loader
 from ncprobe.data.pipeline import PreparedDataset, RawSplits, prepare_dataset
 from ncprobe.data.templates import CUSTOM_TEMPLATES
 
@@ -266,4 +267,13 @@ def load_dataset(
         fewshot_dir=fewshot_dir,
         use_cache=use_cache,
         manifest=manifest,
+        loader="load_dataset",
     )
+
+
+def _load_manifest_dataset(manifest: FewShotManifest, root: str | os.PathLike, **options: Any) -> PreparedDataset:
+    """A ``loader="load_dataset"`` manifest's dataset, under CoOp's ``$DATA`` folder ``root``."""
+    return load_dataset(manifest.dataset, root, manifest=manifest, **options)
+
+
+register_manifest_loader("load_dataset", _load_manifest_dataset)
