@@ -42,6 +42,7 @@ __all__ = [
     "simplex_etf",
     "nearest_etf",
     "near_etf",
+    "align_frame",
 ]
 
 
@@ -281,6 +282,30 @@ def nearest_etf(vectors: torch.Tensor, *, center: bool = True) -> torch.Tensor:
     s = _canonical(c, torch.float64, v.device)
     u, _, wh = torch.linalg.svd(s.T @ v, full_matrices=False)
     return s @ (u @ wh)
+
+
+def align_frame(frame: torch.Tensor, vectors: torch.Tensor, *, center: bool = True) -> torch.Tensor:
+    r"""Rotate a fixed frame toward C given vectors by orthogonal Procrustes, keeping its Gram matrix.
+
+    Solves ``min_R ‖ F R − V̂ ‖_F`` over orthogonal R ∈ R^{D×D}, F the (C, D) frame and V̂ the (optionally
+    centred) vectors: with FᵀV̂ = UΣWᵀ (SVD), R = UWᵀ (Schönemann 1966). Row k of the result is the frame's
+    vertex assigned to vector k. This is how a :func:`near_etf` (C > D + 1, no exact ETF exists) is aligned to
+    features, as :func:`nearest_etf` aligns an exact ETF; the rotation leaves every pairwise cosine unchanged.
+
+    Returns
+    -------
+    (C, D) float64 tensor ``F R``.
+    """
+    f = torch.as_tensor(frame).detach().double()
+    v = torch.as_tensor(vectors).detach().double().to(f.device)
+    if f.ndim != 2 or f.shape != v.shape:
+        raise ValueError(f"frame and vectors must both be (n_classes, dim), got {tuple(f.shape)} and {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("vectors contain NaN or inf values")
+    if center:
+        v = center_rows(v)
+    u, _, wh = torch.linalg.svd(f.T @ v)
+    return f @ (u @ wh)
 
 
 def near_etf(

@@ -98,7 +98,7 @@ class Engine:
     def _frozen_encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.clip.encode_image(images)
 
-    def _encode_frozen(self, dataset):
+    def _encode_frozen(self, dataset, normalize: bool = True):
         from ncprobe.core.geometry import normalize_rows
 
         f, y = encode_images(
@@ -111,7 +111,7 @@ class Engine:
             progress=self.p.progress,
             num_workers=self.p.num_workers,
         )
-        return normalize_rows(f), y
+        return (normalize_rows(f) if normalize else f), y
 
     def setup(self) -> None:
         p = self.p

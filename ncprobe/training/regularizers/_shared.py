@@ -22,6 +22,7 @@ __all__ = [
     "check_weight",
     "image_tower_trains",
     "full",
+    "run_dtype",
 ]
 
 #: Methods with trainable prompts (zero-shot CLIP has nothing a loss term could move).
@@ -74,13 +75,25 @@ def expected_classes_and_dim(config: Any) -> tuple[int | None, int | None]:
     return classes, dim
 
 
+def run_dtype(model: Any) -> torch.dtype:
+    """The dtype a regularizer keeps its buffers in: float64 when the model's weights are float64, else float32
+    (half-precision weights promote, as :func:`full`). ``model.to(torch.float64)`` after ``setup`` moves the
+    buffers too (they are registered buffers)."""
+    parameters = getattr(model, "parameters", None)
+    for p in parameters() if callable(parameters) else ():
+        if p.is_floating_point():
+            return torch.float64 if p.dtype == torch.float64 else torch.float32
+    return torch.float32
+
+
 def frozen_training_features(ctx: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised frozen (unprompted) image features of the run's training set and their labels."""
+    """L2-normalised frozen (unprompted) image features of the run's training set and their labels, in the
+    model's :func:`run_dtype`."""
     if ctx.train_features is not None:
         feats, labels = ctx.train_features
     else:
         feats, labels = ctx.encode_frozen_images(ctx.task.train)
-    return normalize_rows(feats.float()).to(ctx.device), labels.to(ctx.device)
+    return normalize_rows(feats.to(run_dtype(ctx.model))).to(ctx.device), labels.to(ctx.device)
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

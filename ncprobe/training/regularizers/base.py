@@ -51,7 +51,8 @@ class SetupContext:
         Frozen (unprompted) normalised image features of the training set (N, d) and their labels, or
         ``None`` when the engine has not computed them (the regularizer may call ``encode_frozen_images``).
     encode_frozen_images:
-        Callable ``dataset -> (features, labels)`` running the frozen, unprompted image tower.
+        Callable ``dataset -> (features, labels)`` running the frozen, unprompted image tower; the features are
+        L2-normalised, or the tower's raw output with ``normalize=False`` (Craft's ``anchor_average="raw"``).
     device:
         Where the run computes.
     seed:

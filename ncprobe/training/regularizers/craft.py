@@ -30,8 +30,11 @@ images per class, novel classes included on 6 of 11 datasets, from a hard-coded 
 every term has a weight and every computed term enters the loss (the code computes ``loss_xeimage`` against
 random anchors and discards it in the OOD trainer, and PromptSRC's Craft term never reaches the loss); no
 device is hard-coded; and the engine evaluates the last trained epoch (the code's test script loads epoch 20
-of a 5-epoch run). ``anchor_classes="all"`` and ``anchor_shots=200`` reproduce the original anchors; the run's
-``result.json`` then says that they saw novel classes or images outside the few-shot set.
+of a 5-epoch run). ``anchor_classes="all"``, ``anchor_shots=200`` and ``anchor_average="raw"`` reproduce the
+original anchors (``lpclip/static_anchor.py`` lines 24–29: ``KMeans(n_clusters=1)`` — the mean — of the raw
+``clip_model.visual`` features; ``trainers/maple.py`` lines 217–218 normalise the centres in the loss); the
+default ``anchor_average="normalized"`` averages L2-normalised features instead. The run's ``result.json`` says
+when the anchors saw novel classes or images outside the few-shot set. The anchors are kept in the model's dtype.
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ from ncprobe.core.anchors import relative_representation, select_anchors
 from ncprobe.core.geometry import normalize_rows
 from ncprobe.core.mmd import CRAFT_BANDWIDTHS, mmd2
 
-from ._shared import TRAINABLE_METHODS, check_weight, frozen_training_features, full
+from ._shared import TRAINABLE_METHODS, check_weight, frozen_training_features, full, run_dtype
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
-__all__ = ["CraftRegularizer", "SENTENCES", "ANCHOR_CLASSES"]
+__all__ = ["CraftRegularizer", "SENTENCES", "ANCHOR_CLASSES", "ANCHOR_AVERAGES"]
 
 SENTENCES = ("auto", "template", "prompts")
 ANCHOR_CLASSES = ("train", "all")
+#: What the static anchors average: L2-normalised frozen features (default) or the raw ones (the code).
+ANCHOR_AVERAGES = ("normalized", "raw")
 _DEEP_TEXT_METHODS = ("maple", "ivlp")
 
 
@@ -73,6 +78,9 @@ class CraftRegularizer(Regularizer):
         the result is marked as having seen novel classes).
     anchor_shots:
         Images per class for the anchors (``None``: the run's few-shot set; the code: up to 200).
+    anchor_average:
+        ``"normalized"`` (default: the class means of L2-normalised frozen features) or ``"raw"`` (of the raw
+        frozen image-tower output, as ``static_anchor.py``; the loss normalises the means either way).
     anchors_per_class:
         k static anchors per class (k-means, core ``select_anchors``; k = 1 is the class mean, the code's
         ``KMeans(n_clusters=1)``). With k > 1 a class's probability is the sum of its anchors' softmax
@@ -97,6 +105,7 @@ class CraftRegularizer(Regularizer):
         mmd_weight: float = 0.0,
         anchor_classes: str = "train",
         anchor_shots: int | None = None,
+        anchor_average: str = "normalized",
         anchors_per_class: int = 1,
         sentences: str = "auto",
         mmd_normalize: str | None = "minmax",
@@ -116,6 +125,8 @@ class CraftRegularizer(Regularizer):
             raise ValueError(f"anchor_classes must be one of {ANCHOR_CLASSES}, got {anchor_classes!r}")
         if anchor_shots is not None and (not isinstance(anchor_shots, int) or anchor_shots < 1):
             raise ValueError(f"anchor_shots must be a positive integer or None, got {anchor_shots!r}")
+        if anchor_average not in ANCHOR_AVERAGES:
+            raise ValueError(f"anchor_average must be one of {ANCHOR_AVERAGES}, got {anchor_average!r}")
         if not isinstance(anchors_per_class, int) or anchors_per_class < 1:
             raise ValueError(f"anchors_per_class must be a positive integer, got {anchors_per_class!r}")
         if sentences not in SENTENCES:
@@ -132,6 +143,7 @@ class CraftRegularizer(Regularizer):
             raise ValueError(f"mmd_bandwidths must be a list of positive numbers, got {mmd_bandwidths!r}")
         self.anchor_classes = anchor_classes
         self.anchor_shots = anchor_shots
+        self.anchor_average = anchor_average
         self.anchors_per_class = anchors_per_class
         self.sentences = sentences
         self.mmd_normalize = mmd_normalize
@@ -188,14 +200,20 @@ class CraftRegularizer(Regularizer):
     def _setup_anchors(self, ctx: SetupContext) -> dict[str, Any]:
         task = ctx.task
         c_train = len(task.train_classnames)
-        if self.anchor_classes == "train" and self.anchor_shots is None:
+        dtype = run_dtype(ctx.model)
+        raw = self.anchor_average == "raw"
+        if self.anchor_classes == "train" and self.anchor_shots is None and not raw:
             feats, labels = frozen_training_features(ctx)
         else:
-            if task.draw_train is None:
+            if self.anchor_classes == "train" and self.anchor_shots is None:
+                images, labels = task.train, task.train_labels
+            elif task.draw_train is None:
                 raise ValueError("this task cannot redraw its training split for anchor_classes/anchor_shots")
-            images, labels = task.draw_train(self.anchor_shots, self.anchor_classes)
-            feats, _ = ctx.encode_frozen_images(images)
-            feats, labels = normalize_rows(full(feats)).to(ctx.device), labels.to(ctx.device)
+            else:
+                images, labels = task.draw_train(self.anchor_shots, self.anchor_classes)
+            feats, _ = ctx.encode_frozen_images(images, normalize=not raw)
+            feats = full(feats).to(dtype)
+            feats, labels = (feats if raw else normalize_rows(feats)).to(ctx.device), labels.to(ctx.device)
         k = self.anchors_per_class
         anchors, owners = select_anchors(
             feats, labels, method="class_mean" if k == 1 else "kmeans", per_class=k, seed=ctx.seed
@@ -206,10 +224,11 @@ class CraftRegularizer(Regularizer):
         expected = torch.arange(num_anchor_classes).repeat_interleave(k)
         if len(owners) % k or not torch.equal(owners, expected) or num_anchor_classes < c_train:
             raise ValueError(f"the anchor images do not cover classes 0..{c_train - 1} with {k} anchors each")
-        self.anchors = anchors[order.to(anchors.device)].float()
+        self.anchors = anchors[order.to(anchors.device)].to(dtype)
         counts = torch.bincount(labels.cpu(), minlength=num_anchor_classes)
         novel = self.anchor_classes == "all" and task.protocol == "base_to_novel" and num_anchor_classes > c_train
         return {
+            "anchor_average": self.anchor_average,
             "anchor_classes": self.anchor_classes,
             "anchor_class_count": int(num_anchor_classes),
             "anchors_per_class": k,

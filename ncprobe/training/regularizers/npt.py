@@ -21,10 +21,13 @@ training batches, or the batch's own classes), ``image_target`` chooses
     "text":  ‖H̃H̃ᵀ − T̃T̃ᵀ‖_F² / C²  (image structure equal to the text structure)
 
 ``family="anchored"`` — point-anchored to a fixed ETF M (rows m_k; ``etf``: the ETF nearest the zero-shot
-text features by orthogonal Procrustes, core ``nearest_etf``; or a seeded random one, core ``simplex_etf``,
-as heyhey24/OpenPT ``trainers/etf_coop.py``; or the nearest to the frozen image class means; or a given
-matrix). Text and image are pulled to the same vertex with the dot-regression loss of Yang et al. (NeurIPS
-2022; ``DRLoss`` in OpenPT) or a cosine loss:
+text features by orthogonal Procrustes, core ``nearest_etf``; or a seeded random one, core ``simplex_etf``;
+or the nearest to the frozen image class means; or a given matrix). heyhey24/OpenPT's ``ETFhead``
+(``trainers/etf_coop.py`` lines 50–65, 131–135) builds its random ETF for ``TOTAL_NUM_CLASSES`` (default 200)
+vertices and uses the first C, so its vertices meet at cosine −1/199, not −1/(C−1): ``etf="random",
+etf_total_classes=200`` reproduces that (the first C rows of a seeded 200-vertex ETF). Text and image are
+pulled to the same vertex with the dot-regression loss of Yang et al. (NeurIPS 2022; ``DRLoss`` in OpenPT) or a
+cosine loss:
 
     DR:     L_text = (1/C) Σ_k ½ (cos(t̃_k, m_k) − 1)²,   L_image = (1/B) Σ_i ½ (cos(x̃_i, m_{y_i}) − 1)²
     cosine: L_text = (1/C) Σ_k (1 − cos(t̃_k, m_k)),     L_image = (1/B) Σ_i (1 − cos(x̃_i, m_{y_i}))
@@ -34,8 +37,12 @@ normalised class rows; images: the mean of the memory's class means), as the tra
 CLIP's modalities sit in two narrow cones, and an ETF is centred.
 
 When C > D + 1 (ImageNet-1k in 512 dimensions) no simplex ETF exists: the anchored family uses the core's
-``near_etf`` (minimal coherence) and the Gram family keeps E, whose best attainable distance is the core's
-``etf_error_floor``; :meth:`NPTRegularizer.info` records either in ``result.json``.
+``near_etf`` (minimal coherence), rotated to the zero-shot text features (``etf="text"``) or the frozen image
+class means (``"image"``) by orthogonal Procrustes (core ``align_frame``), as the exact ETF is; the Gram family
+keeps E, whose best attainable distance is the core's ``etf_error_floor``; :meth:`NPTRegularizer.info` records
+either in ``result.json``.
+
+Buffers (the ETF, the image class-mean memory) are kept in the model's dtype (float64 for a float64 model).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from ncprobe.core.geometry import (
+    align_frame,
     center_rows,
     etf_error_floor,
     etf_gram,
@@ -70,6 +78,7 @@ from ._shared import (
     full,
     image_tower_trains,
     load_matrix,
+    run_dtype,
 )
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
@@ -99,6 +108,10 @@ class NPTRegularizer(Regularizer):
         path.
     etf_seed:
         Anchored family: seed of the random ETF and of the near-ETF (default: the run seed).
+    etf_total_classes:
+        Anchored family, ``etf="random"``: build the ETF for this many vertices K ≥ C (K ≤ D + 1) and use its
+        first C, so vertices meet at −1/(K−1) (OpenPT's ``ETFhead``: K = ``TOTAL_NUM_CLASSES`` = 200). Default
+        ``None``: K = C, the exact ETF of the training classes.
     image_target:
         Gram family: ``"cross"`` (default), ``"etf"`` or ``"text"``.
     image_means:
@@ -121,6 +134,7 @@ class NPTRegularizer(Regularizer):
         loss: str | None = None,
         etf: Any = None,
         etf_seed: int | None = None,
+        etf_total_classes: int | None = None,
         image_target: str | None = None,
         image_means: str | None = None,
         center: bool = True,
@@ -132,7 +146,8 @@ class NPTRegularizer(Regularizer):
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
         anchored = family == "anchored"
-        for option, value in (("loss", loss), ("etf", etf), ("etf_seed", etf_seed)):
+        anchored_only = (("loss", loss), ("etf", etf), ("etf_seed", etf_seed), ("etf_total_classes", etf_total_classes))
+        for option, value in anchored_only:
             if value is not None and not anchored:
                 raise ValueError(f"{option}={value!r} applies to family='anchored' only (the gram family has no ETF)")
         for option, value in (("image_target", image_target), ("image_means", image_means)):
@@ -161,6 +176,14 @@ class NPTRegularizer(Regularizer):
         if etf_seed is not None and not isinstance(etf_seed, int):
             raise ValueError(f"etf_seed must be an integer, got {etf_seed!r}")
         self.etf_seed = etf_seed
+        if etf_total_classes is not None:
+            if isinstance(etf_total_classes, bool) or not isinstance(etf_total_classes, int) or etf_total_classes < 2:
+                raise ValueError(f"etf_total_classes must be an integer >= 2, got {etf_total_classes!r}")
+            if self.etf_source != "random":
+                raise ValueError(
+                    f"etf_total_classes applies to etf='random' only (OpenPT's ETFhead), got etf={self.etf_source!r}"
+                )
+        self.etf_total_classes = etf_total_classes
         if not isinstance(center, bool):
             raise ValueError(f"center must be true or false, got {center!r}")
         self.center = center
@@ -177,10 +200,23 @@ class NPTRegularizer(Regularizer):
 
     # ------------------------------------------------------------------ checks and setup
     def check(self, config: Any) -> None:
-        if self.fixed_etf is None:
+        if self.fixed_etf is None and self.etf_total_classes is None:
             return
         classes, dim = expected_classes_and_dim(config)
-        self._check_fixed(classes, dim, where="the config")
+        if self.fixed_etf is not None:
+            self._check_fixed(classes, dim, where="the config")
+        else:
+            self._check_total(classes, dim, where="the config")
+
+    def _check_total(self, classes: int | None, dim: int | None, *, where: str) -> None:
+        k = self.etf_total_classes
+        if classes is not None and k < classes:
+            raise ValueError(f"etf_total_classes={k} is smaller than the {classes} classes {where} trains")
+        if dim is not None and k > dim + 1:
+            raise ValueError(
+                f"etf_total_classes={k} needs embeddings of dimension >= {k - 1} for a simplex ETF, "
+                f"the model's have {dim}"
+            )
 
     def _check_fixed(self, classes: int | None, dim: int | None, *, where: str) -> None:
         c, d = self.fixed_etf.shape
@@ -200,8 +236,9 @@ class NPTRegularizer(Regularizer):
         zero_shot = handwritten_class_features(task, ctx.model.bundle, device=device)
         d = zero_shot.shape[1]
         self.num_classes, self.dim = c, d
+        dtype = run_dtype(ctx.model)
         feats, labels = frozen_training_features(ctx)
-        self.memory = class_means(feats, labels, c).to(device)
+        self.memory = class_means(feats, labels, c).to(device=device, dtype=dtype)
         exact = c <= d + 1
         facts: dict[str, Any] = {"num_classes": c, "dim": d, "etf_exists": exact}
         if not exact:
@@ -211,11 +248,16 @@ class NPTRegularizer(Regularizer):
             if self.fixed_etf is not None:
                 self._check_fixed(c, d, where="the task")
                 etf = self.fixed_etf
+            elif self.etf_total_classes is not None:  # OpenPT's ETFhead: the first C of K vertices
+                k = self.etf_total_classes
+                self._check_total(c, d, where="the task")
+                etf = simplex_etf(k, d, seed=seed)[:c]
             elif not exact:
                 etf = near_etf(c, d, seed=seed, device=device)
                 facts["near_etf"] = True
-                if self.etf_source != "random":
-                    facts["etf_aligned"] = False  # core has no Procrustes for an inexact frame
+                if self.etf_source != "random":  # rotated to the features, as nearest_etf rotates an exact ETF
+                    etf = align_frame(etf, zero_shot if self.etf_source == "text" else self.memory, center=self.center)
+                    facts["etf_aligned"] = True
             elif self.etf_source == "random":
                 etf = simplex_etf(c, d, seed=seed)
             elif self.etf_source == "text":
@@ -223,7 +265,7 @@ class NPTRegularizer(Regularizer):
             else:
                 etf = nearest_etf(self.memory, center=self.center)
             facts["etf_seed"] = seed if self.etf_source == "random" or not exact else None
-            self.etf = etf.float().to(device)
+            self.etf = etf.to(device=device, dtype=dtype)
         elif not exact:
             facts["near_etf"] = True  # E is unattainable; the Gram loss's minimisers are near-ETF frames
         facts["image_term_has_gradient"] = image_tower_trains(ctx.method) or (
@@ -306,6 +348,7 @@ class NPTRegularizer(Regularizer):
             "family": self.family,
             "loss": self.loss,
             "etf": self.etf_source,
+            "etf_total_classes": self.etf_total_classes,
             "image_target": self.image_target,
             "image_means": self.image_means,
             "center": self.center,

@@ -11,8 +11,10 @@ s = ``logit_scale.exp()``:
     kl     L = KL(softmax(s x̂_zs T̂_zsᵀ) ‖ softmax(logits)) / (B·C)  (``F.kl_div(..., reduction="sum",
                                                                     log_target=True) / numel``, weight 1)
 
-The ensemble is CLIP's 80 ``IMAGENET_TEMPLATES`` on the CoOp datasets and the testbed's caption templates
-(``ncprobe.testbed.pretraining.TRAIN_TEMPLATES``) on the embedded testbed (``templates="auto"``).
+The ensemble (``templates="auto"``) is the code's: the 60 templates of PromptSRC's ``trainers/imagenet_templates.py``
+(lines 3–64, read by ``trainers/promptsrc.py`` lines 121–128; :data:`ncprobe.data.templates.PROMPTSRC_TEMPLATES`)
+on the CoOp datasets, and the testbed's caption templates (``ncprobe.testbed.pretraining.TRAIN_TEMPLATES``) on the
+embedded testbed. ``"imagenet"`` chooses CLIP's full 80 (``IMAGENET_TEMPLATES``).
 
 Gaussian prompt aggregation (GPA): after epoch e the trainable prompt parameters θ_e enter a running
 weighted mean with weight w_e ∝ N(e; μ, σ²) (``gpa_mean``, ``gpa_std``; the base-to-novel config: 15 and 1),
@@ -29,14 +31,15 @@ import torch
 import torch.nn.functional as F
 
 from ncprobe.core.geometry import normalize_rows
+from ncprobe.data.templates import IMAGENET_TEMPLATES, PROMPTSRC_TEMPLATES
 from ncprobe.models.features import text_features
 
-from ._shared import TRAINABLE_METHODS, check_weight, full, image_tower_trains
+from ._shared import TRAINABLE_METHODS, check_weight, full, image_tower_trains, run_dtype
 from .base import Regularizer, SetupContext, StepOutput, register_regularizer
 
 __all__ = ["PromptSRCRegularizer", "gpa_weights"]
 
-_TEMPLATE_CHOICES = ("auto", "imagenet", "task")
+_TEMPLATE_CHOICES = ("auto", "promptsrc", "imagenet", "task")
 
 
 def gpa_weights(epochs: int, mean: float, std: float) -> list[float]:
@@ -56,8 +59,9 @@ class PromptSRCRegularizer(Regularizer):
     text_weight, image_weight, kl_weight:
         Weights of the three terms (the code: ``TEXT_LOSS_WEIGHT`` 25, ``IMAGE_LOSS_WEIGHT`` 10, KL 1).
     templates:
-        The frozen text ensemble: ``"auto"`` (default), ``"imagenet"`` (the 80 templates), ``"task"`` (the
-        task's own template(s)) or a list of templates with one ``{}`` each.
+        The frozen text ensemble: ``"auto"`` (default: ``"promptsrc"``, except the testbed's captions on the
+        testbed), ``"promptsrc"`` (the code's 60 templates), ``"imagenet"`` (CLIP's 80), ``"task"`` (the task's
+        own template(s)) or a list of templates with one ``{}`` each.
     gpa:
         Gaussian prompt aggregation on (default) or off.
     gpa_mean, gpa_std:
@@ -118,9 +122,9 @@ class PromptSRCRegularizer(Regularizer):
             from ncprobe.testbed.pretraining import TRAIN_TEMPLATES
 
             return list(TRAIN_TEMPLATES)
-        from ncprobe.data import IMAGENET_TEMPLATES
-
-        return list(IMAGENET_TEMPLATES)
+        if self.templates == "imagenet":
+            return list(IMAGENET_TEMPLATES)
+        return list(PROMPTSRC_TEMPLATES)
 
     def setup(self, ctx: SetupContext) -> None:
         names = list(ctx.task.train_classnames)
@@ -128,7 +132,8 @@ class PromptSRCRegularizer(Regularizer):
         raw = [
             text_features(ctx.model.bundle, names, t, normalize=False, device=ctx.device) for t in self._template_list
         ]
-        self.zs_text = normalize_rows(torch.stack(raw).float().mean(0)).to(ctx.device)
+        dtype = run_dtype(ctx.model)
+        self.zs_text = normalize_rows(torch.stack(raw).to(dtype).mean(0)).to(ctx.device)
         self.frozen_images = not image_tower_trains(ctx.method)
         self._names = [n for n, p in ctx.model.prompt_learner.named_parameters() if p.requires_grad]
         params = dict(ctx.model.prompt_learner.named_parameters())
