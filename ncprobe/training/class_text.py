@@ -24,7 +24,7 @@ from ncprobe.core.geometry import normalize_rows
 from ncprobe.models import CLIPBundle
 from ncprobe.models.features import text_features
 
-from .methods import ZeroShotCLIP
+from .zeroshot import ZeroShotCLIP
 
 __all__ = [
     "ClassTextEnsemble",

@@ -20,11 +20,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ncprobe.core.geometry import normalize_rows
 from ncprobe.models import CLIPBundle, PromptedCLIP, build_prompt_learner
-from ncprobe.models.features import text_features
 
+from .class_text import ClassTextEnsemble, SentenceZeroShot, flatten_sentences
 from .config import MethodConfig
+from .zeroshot import ZeroShotCLIP
 
 __all__ = ["MethodSpec", "METHODS", "ZeroShotCLIP", "build_model", "get_method"]
 
@@ -72,63 +72,6 @@ def get_method(name: str) -> MethodSpec:
         return METHODS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
-
-
-class ZeroShotCLIP(nn.Module):
-    """CLIP with fixed hand-written class prompts, with the interface of :class:`~ncprobe.models.PromptedCLIP`.
-
-    Text features are the dataset template filled with each class name (or, for a list of templates, the
-    normalised mean over templates, as CLIP's prompt ensembles), computed once per class set.
-    """
-
-    prompt_learner = None
-
-    def __init__(self, bundle: CLIPBundle, classnames: Sequence[str], templates: str | Sequence[str]):
-        super().__init__()
-        self.classnames = tuple(classnames)
-        self.templates = templates
-        self._freeze(bundle, text_features(bundle, self.classnames, templates, normalize=True, device=bundle.device))
-
-    def _freeze(self, bundle: CLIPBundle, class_text: torch.Tensor) -> None:
-        """Hold the frozen model and the fixed ``(C, d)`` class text (a non-persistent buffer)."""
-        self._bundle = bundle
-        self.clip = bundle.model
-        self.clip.requires_grad_(False)
-        self.clip.eval()
-        self.register_buffer("class_text", class_text.to(bundle.device), persistent=False)
-
-    @property
-    def bundle(self) -> CLIPBundle:
-        return self._bundle
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.clip.logit_scale.exp()
-
-    def train(self, mode: bool = True) -> ZeroShotCLIP:
-        self.training = mode
-        self.clip.eval()
-        return self
-
-    def encode_image(self, images: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
-        feats = self.clip.encode_image(images)
-        return normalize_rows(feats) if normalize else feats
-
-    def encode_text(self, image_features: torch.Tensor | None = None, *, normalize: bool = True) -> torch.Tensor:
-        return self.class_text
-
-    def encode_sentences(self, texts: Sequence[str], *, normalize: bool = True) -> torch.Tensor:
-        ids = self.bundle.tokenizer(list(texts)).to(self.bundle.device)
-        feats = self.clip.encode_text(ids)
-        return normalize_rows(feats) if normalize else feats
-
-    def compute_logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        logits = self.logit_scale * image_features @ text_features.to(image_features.dtype).T
-        bias = getattr(self.clip, "logit_bias", None)
-        return logits if bias is None else logits + bias
-
-    def with_classnames(self, classnames: Sequence[str]) -> ZeroShotCLIP:
-        return ZeroShotCLIP(self.bundle, classnames, self.templates)
 
 
 def learner_options(spec: MethodSpec, cfg: MethodConfig) -> dict[str, Any]:
@@ -179,8 +122,6 @@ def build_model(
     seeded by ``seed``) or, for ``zeroshot``, a :class:`ZeroShotCLIP` with ``templates``. With ``class_texts``
     (several sentences per class) the class text is the mean over each class's sentences
     (:mod:`.class_text`)."""
-    from .class_text import ClassTextEnsemble, SentenceZeroShot, flatten_sentences
-
     if class_texts is not None:
         if spec.learner is None:
             return SentenceZeroShot(bundle, class_texts)
