@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ncprobe import __version__
 from ncprobe._io import atomic_path
+from ncprobe._version import __version__
 from ncprobe.core.report import load_dataset, save_dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint
