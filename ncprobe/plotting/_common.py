@@ -8,20 +8,28 @@ out of a history (an epoch, an evaluation set, a seed) without changing any valu
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import plotly.colors as pcolors
 import xarray as xr
 
 from ncprobe.core import catalog
-from ncprobe.core.report import NCReport
+from ncprobe.core.report import NCReport, decode_attrs
 
 __all__ = [
     "GROUP_SYMBOLS",
     "GROUP_COLORS",
+    "MAX_WIDTH",
+    "PRETTY_NAMES",
+    "run_attrs",
+    "variant_label",
     "as_dataset",
+    "fit_width",
+    "legend_below",
     "report_dataset",
+    "select_report",
+    "with_subtitle",
     "class_labels",
     "class_groups",
     "class_colors",
@@ -38,6 +46,9 @@ SYMBOLS_3D = {"circle": "circle", "square": "square", "diamond": "diamond", "x":
 #: Bar colour per group (colour-blind safe: Okabe–Ito).
 GROUP_COLORS = {"head": "#0072B2", "medium": "#E69F00", "tail": "#D55E00", "none": "#999999"}
 
+#: Widest default figure, in pixels: every figure fits a 1,400 px window (pass ``width=`` to override).
+MAX_WIDTH = 1400
+
 _ARROWS = {"lower": "↓", "higher": "↑", "target": "→", "none": ""}
 
 
@@ -50,20 +61,96 @@ def as_dataset(data: Any) -> xr.Dataset:
     raise TypeError(f"expected an NCReport or an xarray.Dataset, got {type(data).__name__}")
 
 
+#: How method and regularizer names (lower case in ``history.attrs``) are written in legends.
+PRETTY_NAMES = {
+    "zeroshot": "zero-shot",
+    "coop": "CoOp",
+    "cocoop": "CoCoOp",
+    "kgcoop": "KgCoOp",
+    "maple": "MaPLe",
+    "ivlp": "IVLP",
+    "npt": "NPT",
+    "craft": "Craft",
+    "promptsrc": "PromptSRC",
+}
+
+
+def run_attrs(ds: xr.Dataset) -> dict:
+    """A history's attributes with JSON-encoded values decoded (``regularizers`` as a list, …)."""
+    try:
+        return decode_attrs(dict(ds.attrs))
+    except (ValueError, TypeError):
+        return dict(ds.attrs)
+
+
+def _pretty(name: str) -> str:
+    return PRETTY_NAMES.get(name.lower(), name)
+
+
+def variant_label(attrs: Mapping[str, Any], default: str = "run") -> str:
+    """Method plus regularizers, e.g. ``"CoOp+NPT"`` (a regularizer already named in the method is not repeated).
+
+    >>> variant_label({"method": "coop", "regularizers": ["npt", "kgcoop"]})
+    'CoOp+NPT+KgCoOp'
+    >>> variant_label({"method": "CoOp+NPT", "regularizers": ["npt"]})
+    'CoOp+NPT'
+    """
+    method = attrs.get("method")
+    if method is None or str(method) == "":
+        return default
+    label = _pretty(str(method))
+    regs = attrs.get("regularizers") or []
+    if isinstance(regs, str):
+        regs = [r for r in regs.replace("+", ",").split(",") if r.strip()]
+    have = {part.strip().lower() for part in label.split("+")}
+    for reg in regs:
+        if str(reg).lower() not in have:
+            label += "+" + _pretty(str(reg))
+            have.add(str(reg).lower())
+    return label
+
+
 def report_dataset(
     data: Any, *, epoch: int | None = -1, eval_set: str | None = None, seed: int | None = None
 ) -> xr.Dataset:
     """One report's variables out of a report or a history (``docs/history.md``).
 
     A plain report is returned as it is. From a history: ``epoch`` (a coordinate value; ``-1`` the last
-    epoch), ``eval_set`` (required when the history holds several) and ``seed`` (default the first); classes
-    outside the chosen evaluation set (NaN ``class_count``) are dropped.
+    epoch), ``eval_set`` (required when the history holds several) and ``seed`` (required when it holds
+    several: a single report is never the first seed by default); classes outside the chosen evaluation set
+    (NaN ``class_count``) are dropped. :func:`select_report` also says what was selected.
+    """
+    return select_report(data, epoch=epoch, eval_set=eval_set, seed=seed)[0]
+
+
+def select_report(
+    data: Any,
+    *,
+    epoch: int | None = -1,
+    eval_set: str | None = None,
+    seed: int | None = None,
+    keep_seeds: bool = False,
+) -> tuple[xr.Dataset, str]:
+    """:func:`report_dataset` plus a description of the selection for a figure's subtitle.
+
+    The description names the run (``method`` and regularizers from the attributes), the evaluation set, the
+    epoch and the seed, e.g. ``"CoOp+NPT · eval set base · epoch 10 (last) · seed 1"``. With
+    ``keep_seeds=True`` and ``seed=None`` a ``seed`` dimension is kept (the caller averages over it and says
+    so) instead of raising.
     """
     ds = as_dataset(data)
     if "layer" in ds.dims:
         raise ValueError("this dataset stacks reports along 'layer': draw it with layers_figure")
-    if "epoch" in ds.dims:
+    attrs = run_attrs(ds)
+    history = "epoch" in ds.dims
+    run = eval_text = epoch_text = seed_text = ""
+    if attrs.get("method"):
+        run = variant_label(attrs)
+    if history:
+        last = ds["epoch"].values[-1].item()
         ds = ds.isel(epoch=-1) if epoch in (None, -1) else _sel(ds, "epoch", epoch)
+        chosen = ds["epoch"].values.item()
+        epoch_text = f"epoch {chosen}" + (" (last)" if chosen == last else f" of 0–{last}")
     if "eval_set" in ds.dims:
         sets = [str(s) for s in ds["eval_set"].values]
         if eval_set is None:
@@ -71,15 +158,51 @@ def report_dataset(
                 raise ValueError(f"this history holds eval sets {sets}; pass eval_set= to choose one")
             eval_set = sets[0]
         ds = _sel(ds, "eval_set", eval_set)
+        eval_text = f"eval set {eval_set}"
     if "seed" in ds.dims:
-        ds = ds.isel(seed=0) if seed is None else _sel(ds, "seed", seed)
-    if "class_count" in ds and ds["class_count"].ndim == 1:
-        keep = ~np.isnan(ds["class_count"].values.astype(float))
-        if not keep.all():
-            ds = ds.isel({"class": keep})
-            if "class_other" in ds.dims:
-                ds = ds.isel(class_other=keep)
-    return ds
+        seeds = ds["seed"].values.tolist()
+        if seed is not None:
+            ds = _sel(ds, "seed", seed)
+            seed_text = f"seed {seed} of {seeds}" if len(seeds) > 1 else f"seed {seed}"
+        elif len(seeds) == 1:
+            ds = ds.isel(seed=0)
+            seed_text = f"seed {seeds[0]}"
+        elif not keep_seeds:
+            raise ValueError(f"this history holds seeds {seeds}; pass seed= to choose one")
+    elif history and attrs.get("seed") is not None:
+        seed_text = f"seed {attrs['seed']}"
+    if "class_count" in ds:
+        counts = ds["class_count"]
+        if counts.ndim >= 1 and counts.dims[-1] == "class":
+            values = counts.values.astype(float).reshape(-1, counts.sizes["class"])
+            present = ~np.isnan(values).all(axis=0)
+            if not present.all():
+                ds = ds.isel({"class": present})
+                if "class_other" in ds.dims:
+                    ds = ds.isel(class_other=present)
+    return ds, " · ".join(p for p in (run, eval_text, epoch_text, seed_text) if p)
+
+
+def with_subtitle(title: str, subtitle: str) -> dict:
+    """A layout title with a smaller second line (``layout.title.subtitle``) when ``subtitle`` is not empty."""
+    out: dict[str, Any] = {"text": title}
+    if subtitle:
+        out["subtitle"] = {"text": subtitle}
+    return out
+
+
+def fit_width(width: int | None, natural: float) -> int:
+    """``width`` when given, else the figure's natural width capped at :data:`MAX_WIDTH` (a 1,400 px window)."""
+    return int(width) if width else int(min(natural, MAX_WIDTH))
+
+
+def legend_below(height: float, *, title: str | None = None, gap: float = 60) -> dict:
+    """A horizontal legend under the plot area (entries wrap to the figure's width), ``gap`` px below it."""
+    plot_height = max(height - 200, 100)
+    out: dict[str, Any] = {"orientation": "h", "x": 0, "xanchor": "left", "y": -gap / plot_height, "yanchor": "top"}
+    if title:
+        out["title"] = {"text": title, "side": "top left"}
+    return out
 
 
 def _sel(ds: xr.Dataset, dim: str, value: Any) -> xr.Dataset:
@@ -97,10 +220,12 @@ def class_labels(ds: xr.Dataset) -> list[str]:
 
 
 def class_groups(ds: xr.Dataset) -> list[str] | None:
-    """Each class's head/medium/tail group, or ``None`` when the report has no groups."""
+    """Each class's head/medium/tail group, or ``None`` when the report has no groups (no ``class_group``, or
+    every class ``"none"``: a balanced run's history)."""
     if "class_group" not in ds.coords:
         return None
-    return [str(g) for g in ds["class_group"].values]
+    groups = [str(g) for g in ds["class_group"].values]
+    return None if all(g == "none" for g in groups) else groups
 
 
 def class_colors(n: int) -> list[str]:
@@ -147,9 +272,9 @@ def metric_axis(name: str, *, log: bool = False, full: bool = False) -> dict:
         if name in ("hm", "train_accuracy") or name.startswith("accuracy"):
             lo, hi = 0.0, 1.0
         else:
-            return {"type": "log"} if log else {}
+            return LOG_AXIS if log else {}
     if log:
-        return {"type": "log"}
+        return LOG_AXIS
     if full and math.isfinite(lo) and math.isfinite(hi):
         pad = 0.02 * (hi - lo)
         return {"range": [lo - pad if lo < 0 else lo, hi + pad]}
@@ -159,6 +284,11 @@ def metric_axis(name: str, *, log: bool = False, full: bool = False) -> dict:
     if math.isfinite(hi):
         bounds["clipmax"] = hi + 0.02 * (hi - lo) if math.isfinite(lo) else hi
     return {"autorangeoptions": bounds} if bounds else {}
+
+
+#: Log axes label every tick with its full value (".2~g": 0.02, 0.05, 0.1, 1e-05), never Plotly's bare
+#: minor digits (a lone "2" or "5" between decades).
+LOG_AXIS = {"type": "log", "tickformat": ".2~g", "minor": {"ticks": "outside", "showgrid": False}}
 
 
 def etf_cosine(num_classes: int) -> float:

@@ -2,14 +2,18 @@
 
 Kinds and the files they read:
 
-* ``gram``, ``geometry``, ``groups`` — one report (``report.to_netcdf``), or one history (the last epoch;
-  the evaluation set ``base`` when there are several);
-* ``trajectory`` — one or more histories (several overlay, labelled by their ``method`` attribute);
+* ``gram``, ``geometry``, ``groups`` — one report (``report.to_netcdf``), or one history (``--epoch``,
+  default the last; ``--eval-set``, default ``base`` when there are several; ``--seed``, required for
+  ``gram``/``geometry`` when the history holds several seeds, while ``groups`` then draws their mean ± std);
+* ``trajectory`` — one or more histories (several overlay, each labelled by ``--label`` or by its method,
+  regularizers and what differs between the runs; no run is ever dropped);
 * ``layers`` — a stack of layer reports (:func:`ncprobe.plotting.stack_layers`, saved with
   ``ncprobe.core.report.save_dataset``);
 * ``correlation`` — several histories (one point per run and seed); ``--metrics`` names the NC metric
-  (default ``t2i_text_etf_error``).
+  (default ``t2i_text_etf_error``), ``--eval-set`` the set whose NC metrics are used (default ``base``).
 
+Each option maps to the same-named argument of the figure function (:data:`OPTIONS` says which kinds take
+it); an option a kind does not take, or a wrong count of ``--label``, is refused before anything is drawn.
 Every failure is a ``ValueError`` with a one-line message (the command prints it as ``ncprobe: error: …``).
 """
 
@@ -24,17 +28,30 @@ import xarray as xr
 
 from ncprobe.core.report import load_dataset
 
+from ._common import run_attrs
 from .correlation import correlation_figure, runs_table
 from .export import ExportError, save_figure
 from .geometry import geometry_figure
 from .gram import gram_figure
 from .groups import group_bars_figure
 from .layers import layers_figure
+from .runs import history_runs
 from .trajectory import trajectory_figure
 
-__all__ = ["KINDS", "draw", "figure_from_files"]
+__all__ = ["KINDS", "OPTIONS", "draw", "figure_from_files"]
 
 KINDS = ("gram", "geometry", "trajectory", "groups", "layers", "correlation")
+#: The kinds each option applies to (the command-line flag is the name with "-" for "_").
+OPTIONS = {
+    "eval_set": ("gram", "geometry", "groups", "trajectory", "correlation"),
+    "epoch": ("gram", "geometry", "groups", "correlation"),
+    "seed": ("gram", "geometry", "groups", "trajectory", "correlation"),
+    "dims": ("geometry",),
+    "cross": ("gram",),
+    "metrics": ("trajectory", "groups", "layers", "correlation"),
+    "labels": ("trajectory", "correlation"),
+}
+_FLAGS = {"labels": "--label", "eval_set": "--eval-set"}
 
 
 def _kind_of(ds: xr.Dataset) -> str:
@@ -45,51 +62,93 @@ def _kind_of(ds: xr.Dataset) -> str:
     return "report"
 
 
-def _one(datasets: list[tuple[str, xr.Dataset]], kind: str) -> xr.Dataset:
+def _one(datasets: list[tuple[str, xr.Dataset]], kind: str, eval_set: str | None, seed: int | None) -> dict:
+    """The one report or history of a one-file kind, with the selection arguments its figure takes."""
     if len(datasets) != 1:
         raise ValueError(f"--kind {kind} draws one file, got {len(datasets)}")
     name, ds = datasets[0]
     what = _kind_of(ds)
     if what == "layers":
         raise ValueError(f"{name} stacks layer reports: draw it with --kind layers")
-    if what == "history" and "eval_set" in ds.dims and ds.sizes["eval_set"] > 1:
+    if "eval_set" in ds.dims:
         sets = [str(s) for s in ds["eval_set"].values]
-        ds = ds.sel(eval_set="base" if "base" in sets else sets[0])
-    return ds
+        if eval_set is None:
+            eval_set = "base" if "base" in sets else sets[0]
+        elif eval_set not in sets:
+            raise ValueError(f"--eval-set {eval_set}: {name} holds eval sets {sets}")
+    elif eval_set is not None:
+        raise ValueError(f"--eval-set {eval_set}: {name} has a single evaluation set (no 'eval_set' dimension)")
+    if "seed" in ds.dims:
+        seeds = ds["seed"].values.tolist()
+        if seed is not None and seed not in seeds:
+            raise ValueError(f"--seed {seed}: {name} holds seeds {seeds}")
+        if seed is None and len(seeds) > 1 and kind in ("gram", "geometry"):
+            raise ValueError(f"{name} holds seeds {seeds}; pass --seed to choose one")
+    elif seed is not None:
+        own = run_attrs(ds).get("seed")
+        if what != "history" or own is None:
+            raise ValueError(f"--seed {seed}: {name} is a single report (no 'seed' dimension)")
+        if int(own) != int(seed):
+            raise ValueError(f"--seed {seed}: {name} is a run of seed {own}")
+    return {"report": ds, "eval_set": eval_set, "seed": seed if "seed" in ds.dims else None}
+
+
+def _check_options(kind: str, given: dict) -> None:
+    for option, value in given.items():
+        if value not in (None, False) and kind not in OPTIONS[option]:
+            flag = _FLAGS.get(option, "--" + option)
+            takes = ", ".join(OPTIONS[option])
+            raise ValueError(f"{flag} does not apply to --kind {kind} (only to {takes})")
 
 
 def figure_from_files(
-    files: Sequence[str | os.PathLike], *, kind: str, metrics: Sequence[str] | None = None
+    files: Sequence[str | os.PathLike],
+    *,
+    kind: str,
+    metrics: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    eval_set: str | None = None,
+    epoch: int | None = None,
+    seed: int | None = None,
+    dims: int | None = None,
+    cross: bool = False,
 ) -> go.Figure:
     """The figure ``kind`` of saved report / history / layer-stack files (see the module docstring)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     if not files:
         raise ValueError("no input file")
+    options = {"eval_set": eval_set, "epoch": epoch, "seed": seed, "dims": dims, "cross": cross}
+    _check_options(kind, {**options, "metrics": metrics or None, "labels": labels or None})
+    if labels and len(labels) != len(files):
+        raise ValueError(f"--label given {len(labels)} times for {len(files)} files; give one per file")
+    if dims is not None and dims not in (2, 3):
+        raise ValueError(f"--dims must be 2 or 3, got {dims}")
     datasets = [(str(f), load_dataset(f)) for f in files]
+    at = {"epoch": -1 if epoch is None else epoch}
     if kind == "gram":
-        return gram_figure(_one(datasets, kind))
+        return gram_figure(**_one(datasets, kind, eval_set, seed), **at, cross=cross)
     if kind == "geometry":
-        return geometry_figure(_one(datasets, kind))
+        return geometry_figure(**_one(datasets, kind, eval_set, seed), **at, dims=dims or 2)
     if kind == "groups":
-        return group_bars_figure(_one(datasets, kind))
+        return group_bars_figure(
+            **_one(datasets, kind, eval_set, seed), **at, **({"variables": metrics} if metrics else {})
+        )
     if kind == "layers":
         name, ds = datasets[0] if len(datasets) == 1 else (None, None)
         if ds is None or _kind_of(ds) != "layers":
             raise ValueError("--kind layers needs one file stacking layer reports (ncprobe.plotting.stack_layers)")
         return layers_figure(ds, **({"metrics": metrics} if metrics else {}))
-    histories = {}
     for name, ds in datasets:
         if _kind_of(ds) != "history":
             raise ValueError(f"--kind {kind} needs training histories (an 'epoch' dimension); {name} is not one")
-        label = str(ds.attrs.get("method", Path(name).stem))
-        histories[label if label not in histories else f"{label} ({Path(name).stem})"] = ds
+    runs = history_runs([ds for _, ds in datasets], labels=labels, names=[n for n, _ in datasets])
     if kind == "trajectory":
-        return trajectory_figure(histories, metrics=metrics or None)
+        return trajectory_figure(runs, metrics=metrics or None, eval_sets=[eval_set] if eval_set else None, seed=seed)
     metric = (metrics or ["t2i_text_etf_error"])[0]
     if metrics and len(metrics) > 1:
         raise ValueError("--kind correlation draws one NC metric; pass a single name to --metrics")
-    table = runs_table(histories)
+    table = runs_table(runs, epoch=at["epoch"], nc_eval_set=eval_set or "base", seed=seed)
     if len(table) < 3:
         raise ValueError(f"--kind correlation needs at least 3 runs (rows), got {len(table)}")
     if metric not in table.columns:
@@ -108,15 +167,19 @@ def draw(
     kind: str,
     output: str | os.PathLike,
     metrics: Sequence[str] | None = None,
+    **options,
 ) -> Path:
     """Draw ``kind`` from ``files`` and save it to ``output`` (.html, or .png / .svg through kaleido).
+
+    ``options`` are those of :func:`figure_from_files` (``labels``, ``eval_set``, ``epoch``, ``seed``,
+    ``dims``, ``cross``).
 
     Returns
     -------
     pathlib.Path
         The path written.
     """
-    fig = figure_from_files(files, kind=kind, metrics=metrics)
+    fig = figure_from_files(files, kind=kind, metrics=metrics, **options)
     try:
         return save_figure(fig, output)
     except ExportError as err:

@@ -17,9 +17,9 @@ from plotly.subplots import make_subplots
 
 from ncprobe.core import catalog
 
-from ._common import metric_axis, metric_title, run_colors
-from .stats import correlate
-from .trajectory import history_runs
+from ._common import fit_width, legend_below, metric_axis, metric_title, run_attrs, run_colors, variant_label
+from .runs import history_runs
+from .stats import correlate, is_constant
 
 __all__ = ["runs_table", "correlation_figure", "correlation_table", "DEFAULT_ACCURACIES"]
 
@@ -27,11 +27,22 @@ DEFAULT_ACCURACIES = ("accuracy_base", "accuracy_novel", "hm")
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "pentagon")
 
 
-def runs_table(histories: Any, *, epoch: int | None = -1, nc_eval_set: str = "base") -> pd.DataFrame:
+def runs_table(
+    histories: Any,
+    *,
+    epoch: int | None = -1,
+    nc_eval_set: str = "base",
+    seed: int | None = None,
+    labels: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """One row per run and seed: the NC metrics, accuracies and settings of each history at one epoch.
 
-    Columns: ``run`` (the label), ``method``, ``seed``, ``imbalance_ratio`` (from the history's attributes;
-    a ``seed`` dimension gives one row per seed), ``epoch``, ``nc_eval_set``, every catalog scalar of
+    Columns: ``run`` (the run's unique label: :func:`ncprobe.plotting.runs.run_labels`, or the mapping's key),
+    ``variant`` (method plus regularizers, e.g. ``"CoOp+NPT"``: what tells a regularized run from a plain
+    one), ``method`` (the history's ``method`` attribute as stored), ``seed``, ``imbalance_ratio`` (from the
+    history's attributes; a ``seed`` dimension gives one row per seed), ``epoch``, ``nc_eval_set``, every
+    catalog scalar of
     ``nc_eval_set`` under its own name (``nc1``, ``t2i_text_etf_error``, …), ``accuracy_<set>`` for every
     evaluation set and ``hm`` when present. Values are copied, never recomputed.
 
@@ -43,6 +54,10 @@ def runs_table(histories: Any, *, epoch: int | None = -1, nc_eval_set: str = "ba
         The epoch coordinate to read; ``-1`` (default) the last one of each history.
     nc_eval_set:
         The evaluation set whose NC metrics fill the metric columns.
+    seed:
+        Keep only this seed of every history (default: one row per seed).
+    labels, names:
+        One label per history of a list, or the files they came from (see :func:`history_runs`).
 
     Returns
     -------
@@ -54,16 +69,24 @@ def runs_table(histories: Any, *, epoch: int | None = -1, nc_eval_set: str = "ba
     >>> # correlation_figure(table, metric="t2i_text_etf_error")
     """
     rows = []
-    for label, ds in history_runs(histories).items():
+    for label, ds in history_runs(histories, labels=labels, names=names).items():
+        attrs = run_attrs(ds)
         at = ds.isel(epoch=-1) if epoch in (None, -1) else _select(ds, "epoch", epoch, label)
         seeds = list(at["seed"].values.tolist()) if "seed" in at.dims else [None]
-        for seed in seeds:
-            one = at.sel(seed=seed) if seed is not None else at
+        if seed is not None:
+            if "seed" in at.dims:
+                _select(at, "seed", seed, label)
+                seeds = [seed]
+            elif attrs.get("seed") is not None and int(attrs["seed"]) != int(seed):
+                continue
+        for s in seeds:
+            one = at.sel(seed=s) if s is not None else at
             row: dict[str, Any] = {
                 "run": label,
-                "method": str(ds.attrs.get("method", label)),
-                "seed": seed if seed is not None else ds.attrs.get("seed", np.nan),
-                "imbalance_ratio": float(ds.attrs.get("imbalance_ratio", np.nan)),
+                "variant": variant_label(attrs, default=label),
+                "method": str(attrs.get("method", label)),
+                "seed": s if s is not None else attrs.get("seed", np.nan),
+                "imbalance_ratio": float(attrs.get("imbalance_ratio", np.nan)),
                 "epoch": int(one["epoch"].values),
                 "nc_eval_set": nc_eval_set,
             }
@@ -78,6 +101,8 @@ def runs_table(histories: Any, *, epoch: int | None = -1, nc_eval_set: str = "ba
             if "hm" in one:
                 row["hm"] = float(one["hm"].values)
             rows.append(row)
+    if not rows:
+        raise ValueError(f"no history holds seed={seed}")
     return pd.DataFrame(rows)
 
 
@@ -134,7 +159,7 @@ def correlation_figure(
     metric: str,
     accuracies: Sequence[str] = DEFAULT_ACCURACIES,
     color: str = "imbalance_ratio",
-    symbol: str = "method",
+    symbol: str = "variant",
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
@@ -155,13 +180,16 @@ def correlation_figure(
     accuracies:
         Accuracy columns, one panel each (default base, novel, HM; absent ones are an error).
     color, symbol:
-        Columns mapped to marker colour (default the imbalance ratio) and symbol (default the method).
+        Columns mapped to marker colour (default the imbalance ratio) and symbol (default the ``variant``:
+        method plus regularizers; a table without that column falls back to ``method``).
     confidence, n_resamples, seed:
         Bootstrap settings (:func:`ncprobe.plotting.stats.bootstrap_ci`).
     fit:
-        Draw the least-squares line over all points of a panel.
+        Draw the least-squares line over all points of a panel (never when x or y is constant: the panel
+        then says the correlation is undefined, and its axis spans ±5 % around the constant).
     title, width, height:
-        Figure title and size in pixels.
+        Figure title and size in pixels (width default: 420 per panel, at most 1,400). The subtitle names the
+        runs' variants, the epoch, the NC evaluation set and how seeds enter (one point per run and seed).
 
     Returns
     -------
@@ -177,28 +205,34 @@ def correlation_figure(
     True
     """
     _check_columns(table, metric, accuracies)
+    if symbol == "variant" and "variant" not in table.columns:
+        symbol = "method"
     stats = correlation_table(
         table, metric=metric, accuracies=accuracies, confidence=confidence, n_resamples=n_resamples, seed=seed
     )
+    x_all = table[metric].to_numpy(float)
     titles = []
     for acc in accuracies:
         rows = stats[stats["accuracy"] == acc]
         n = int(rows["n"].iloc[0])
         lines = "<br>".join(rows["label"])
+        flat = _constant_names(x_all, table[acc].to_numpy(float), metric, acc)
+        if flat:
+            lines = f"correlation undefined: {flat}"
         titles.append(f"<b>{_acc_title(acc)}</b> (n = {n})<br><span style='font-size:11px'>{lines}</span>")
     fig = make_subplots(rows=1, cols=len(accuracies), subplot_titles=titles, horizontal_spacing=0.07)
     col_values = _categories(table, color)
     sym_values = _categories(table, symbol)
     colors = dict(zip(col_values, run_colors(len(col_values))))
     symbols = {v: _SYMBOLS[i % len(_SYMBOLS)] for i, v in enumerate(sym_values)}
-    hover_cols = [c for c in ("run", "method", "seed", "imbalance_ratio") if c in table.columns]
+    hover_cols = [c for c in ("run", "variant", "seed", "imbalance_ratio") if c in table.columns]
     for col, acc in enumerate(accuracies, start=1):
         for cv in col_values:
             for sv in sym_values:
                 sub = table[_match(table, color, cv) & _match(table, symbol, sv)]
                 if sub.empty:
                     continue
-                name = " · ".join(f"{k}={v}" for k, v in ((color, cv), (symbol, sv)) if v is not None)
+                name = " · ".join(f"{k}={_fmt(v)}" for k, v in ((color, cv), (symbol, sv)) if v is not None)
                 fig.add_trace(
                     go.Scatter(
                         x=sub[metric],
@@ -212,7 +246,7 @@ def correlation_figure(
                             "color": colors[cv],
                             "symbol": symbols[sv],
                             "opacity": 0.85,
-                            "line": {"color": "white", "width": 1},
+                            "line": {"color": "#333", "width": 1},
                         },
                         customdata=sub[hover_cols].astype(str).values if hover_cols else None,
                         hovertemplate="<br>".join(
@@ -224,30 +258,80 @@ def correlation_figure(
                     row=1,
                     col=col,
                 )
-        if fit:
-            _fit_line(fig, table[metric].to_numpy(float), table[acc].to_numpy(float), row=1, col=col)
-        fig.update_xaxes(title_text=metric_title(metric), **metric_axis(metric), row=1, col=col)
-        fig.update_yaxes(**metric_axis(acc), title_text="accuracy" if col == 1 else None, row=1, col=col)
-    ci = f"{confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}"
+        y_all = table[acc].to_numpy(float)
+        if fit and not _constant_names(x_all, y_all, metric, acc):
+            _fit_line(fig, x_all, y_all, row=1, col=col)
+        fig.update_xaxes(title_text=metric_title(metric), **_axis(metric, x_all, metric_axis(metric)), row=1, col=col)
+        fig.update_yaxes(
+            **_axis(acc, y_all, metric_axis(acc)), title_text="accuracy" if col == 1 else None, row=1, col=col
+        )
+    ci = f"[…]: {confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}"
+    ci += "; p: two-sided t test"
     fig.update_layout(
-        title={"text": title or f"{metric} against accuracy across runs"},
-        width=width or 420 * len(accuracies) + 260,
+        title={"text": title or f"{metric} against accuracy across runs", "subtitle": {"text": _subtitle(table)}},
+        width=fit_width(width, 420 * len(accuracies) + 120),
         height=height,
         template="plotly_white",
-        margin={"t": 170, "b": 110},
+        margin={"t": 190, "b": 90},
+        legend=legend_below(height, gap=70),
     )
     fig.add_annotation(
-        text=f"[…]: {ci}; p: two-sided t test",
+        text=ci,
         xref="paper",
         yref="paper",
-        x=0,
-        y=-0.32,
-        xanchor="left",
-        yanchor="top",
+        x=1,
+        y=1,
+        yshift=118,
+        xanchor="right",
+        yanchor="bottom",
         showarrow=False,
         font={"size": 11, "color": "#555"},
     )
     return fig
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _constant_names(x: np.ndarray, y: np.ndarray, metric: str, acc: str) -> str:
+    """``"<acc> is constant (0.906)"`` (and/or the metric) when a panel's x or y does not vary, else ``""``."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    out = [
+        f"{name} is constant ({v[ok][0]:.4g})" for name, v in ((metric, x), (acc, y)) if ok.any() and is_constant(v[ok])
+    ]
+    return " and ".join(out)
+
+
+def _axis(name: str, values: np.ndarray, settings: dict) -> dict:
+    """Axis settings with a readable tick format; a constant axis spans ±5 % (at least ±0.01) of its value."""
+    settings = {**settings, "tickformat": ".3~g"}
+    v = values[np.isfinite(values)]
+    if v.size and is_constant(v):
+        c = float(v[0])
+        pad = max(0.05 * abs(c), 0.01)
+        settings.pop("autorangeoptions", None)
+        settings["range"] = [c - pad, c + pad]
+    return settings
+
+
+def _subtitle(table: pd.DataFrame) -> str:
+    """Variants, epoch, NC evaluation set and how seeds enter, from the table's columns."""
+    parts = []
+    if "variant" in table.columns or "method" in table.columns:
+        parts.append(", ".join(str(v) for v in pd.unique(table.get("variant", table.get("method")))))
+    if "run" in table.columns:
+        parts.append(f"{table['run'].nunique()} runs")
+    if "epoch" in table.columns:
+        epochs = sorted({int(e) for e in table["epoch"].dropna()})
+        if epochs:
+            parts.append(("epoch " if len(epochs) == 1 else "epochs ") + ", ".join(map(str, epochs)))
+    if "nc_eval_set" in table.columns:
+        parts.append("NC on eval set " + ", ".join(str(v) for v in pd.unique(table["nc_eval_set"])))
+    if "seed" in table.columns:
+        seeds = pd.unique(table["seed"].dropna())
+        parts.append(f"one point per run and seed ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+    return " · ".join(parts)
 
 
 def _acc_title(name: str) -> str:

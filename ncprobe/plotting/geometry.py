@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import GROUP_SYMBOLS, class_colors, class_groups, class_labels, report_dataset
+from ._common import GROUP_SYMBOLS, class_colors, class_groups, class_labels, fit_width, select_report, with_subtitle
 
 __all__ = ["geometry_figure"]
 
@@ -27,7 +27,7 @@ def geometry_figure(
     eval_set: str | None = None,
     seed: int | None = None,
     title: str | None = None,
-    width: int = 1100,
+    width: int | None = None,
     height: int = 520,
 ) -> go.Figure:
     """Class means, text features and samples projected to 2-D or 3-D, one colour per class.
@@ -49,9 +49,10 @@ def geometry_figure(
     links:
         Draw mean → text segments in the right panel.
     epoch, eval_set, seed:
-        Selection in a history.
+        Selection in a history (``seed`` is required when it holds several: coordinates of different seeds
+        live in different bases and are never averaged). The subtitle names the selection.
     title, width, height:
-        Figure title and size in pixels.
+        Figure title and size in pixels (width default 1,100).
 
     Returns
     -------
@@ -68,7 +69,7 @@ def geometry_figure(
     """
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {dims}")
-    ds = report_dataset(report, epoch=epoch, eval_set=eval_set, seed=seed)
+    ds, selected = select_report(report, epoch=epoch, eval_set=eval_set, seed=seed)
     if "mean_coords" not in ds:
         raise ValueError("the report has no 'mean_coords'; measure with projection >= 2")
     stored = ds.sizes["component"]
@@ -146,7 +147,7 @@ def geometry_figure(
             scatter(
                 **_xyz(means[k : k + 1]),
                 mode="markers",
-                marker={"size": 7 if dims == 3 else 12, "color": colors[k], "symbol": symbol + "-open"},
+                marker={"size": 7 if dims == 3 else 12, "color": colors[k], "symbol": _open(symbol, dims)},
                 legendgroup=name,
                 showlegend=False,
                 hovertemplate=hover + "class mean<extra></extra>",
@@ -182,13 +183,24 @@ def geometry_figure(
         )
     _axes(fig, dims, len(titles))
     fig.update_layout(
-        title=title or "Class geometry on the class means' principal axes",
-        width=width,
+        title=with_subtitle(title or "Class geometry on the class means' principal axes", selected),
+        width=fit_width(width, 1100),
         height=height,
         template="plotly_white",
         legend={"itemsizing": "constant"},
     )
     return fig
+
+
+#: Marker symbols a 3-D scene accepts (Plotly's scatter3d has no "x-open", "triangle", …).
+_SYMBOLS_3D = ("circle", "circle-open", "cross", "diamond", "diamond-open", "square", "square-open", "x")
+
+
+def _open(symbol: str, dims: int) -> str:
+    """The open variant of ``symbol`` (a 3-D scene falls back to the filled symbol where none exists)."""
+    if dims == 3 and symbol + "-open" not in _SYMBOLS_3D:
+        return symbol if symbol in _SYMBOLS_3D else "circle-open"
+    return symbol + "-open"
 
 
 def _xyz(points: np.ndarray) -> dict:

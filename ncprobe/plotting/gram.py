@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from ncprobe.core import catalog
 
-from ._common import class_labels, etf_cosine, present_classes, report_dataset
+from ._common import class_labels, etf_cosine, fit_width, present_classes, select_report, with_subtitle
 
 __all__ = ["gram_figure"]
 
@@ -49,11 +49,12 @@ def gram_figure(
     cross:
         Add the image-mean × text cross-cosine panel.
     epoch, eval_set, seed:
-        Selection in a history (see :func:`ncprobe.plotting.report_dataset`).
+        Selection in a history (see :func:`ncprobe.plotting.report_dataset`; ``seed`` is required when it
+        holds several). The subtitle names the selection.
     colorscale:
         A Plotly diverging colour scale.
     title, width, height:
-        Figure title and size in pixels (width default: 380 per panel).
+        Figure title and size in pixels (width default: 380 per panel, at most 1,400).
 
     Returns
     -------
@@ -68,7 +69,7 @@ def gram_figure(
     >>> len(fig.data)
     3
     """
-    ds = report_dataset(report, epoch=epoch, eval_set=eval_set, seed=seed)
+    ds, selected = select_report(report, epoch=epoch, eval_set=eval_set, seed=seed)
     if "mean_cosines" not in ds:
         raise ValueError("the report has no 'mean_cosines'; measure it with the default metrics (or include it)")
     keep = present_classes(ds)
@@ -109,10 +110,10 @@ def gram_figure(
         if col > 1:
             fig.update_yaxes(showticklabels=False, row=1, col=col)
     fig.update_layout(
-        title=title or "Gram matrices vs the simplex ETF",
-        width=width or 380 * len(titles) + 80,
+        title=with_subtitle(title or "Gram matrices vs the simplex ETF", selected),
+        width=fit_width(width, 380 * len(titles) + 80),
         height=height,
         template="plotly_white",
-        margin={"t": 110, "l": 80, "r": 40, "b": 80},
+        margin={"t": 130, "l": 80, "r": 40, "b": 80},
     )
     return fig

@@ -9,9 +9,19 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import GROUP_COLORS, class_groups, class_labels, metric_axis, metric_title, report_dataset
+from ._common import (
+    GROUP_COLORS,
+    class_groups,
+    class_labels,
+    fit_width,
+    metric_axis,
+    metric_title,
+    run_attrs,
+    select_report,
+    with_subtitle,
+)
 
-__all__ = ["group_bars_figure", "DEFAULT_GROUP_VARIABLES"]
+__all__ = ["group_bars_figure", "no_groups_note", "DEFAULT_GROUP_VARIABLES"]
 
 #: Per-class variables drawn by default, in order; the first present accuracy stands for test accuracy.
 DEFAULT_GROUP_VARIABLES = ("class_variance", "class_ncc_accuracy", "accuracy")
@@ -34,7 +44,10 @@ def group_bars_figure(
 
     Per-class bars are coloured by group. The group bars are the report's ``group_*`` aggregates as
     stored (accuracies sample-weighted, variances class-averaged: see :mod:`ncprobe.core.report`); nothing
-    is re-aggregated here. Hover shows the class, its group and its sample count.
+    is re-aggregated here. Hover shows the class, its group and its sample count. A report without groups
+    (none asked for, or equal class counts: ``groups_note``) gets the per-class row only and a note saying
+    why. From a history with several seeds and no ``seed=``, bars are the mean over seeds with ± std (ddof 0)
+    error bars; the subtitle says so.
 
     Parameters
     ----------
@@ -48,9 +61,9 @@ def group_bars_figure(
     sort:
         Class order: ``"count"`` (descending sample count, the long tail to the right) or ``"class"``.
     epoch, eval_set, seed:
-        Selection in a history.
+        Selection in a history (``seed=None`` on several seeds: their mean ± std).
     title, width, height:
-        Figure title and size in pixels.
+        Figure title and size in pixels (width default: 360 per column, at most 1,400).
 
     Returns
     -------
@@ -67,13 +80,16 @@ def group_bars_figure(
     """
     if sort not in ("count", "class"):
         raise ValueError(f"sort must be 'count' or 'class', got {sort!r}")
-    ds = report_dataset(report, epoch=epoch, eval_set=eval_set, seed=seed)
+    ds, selected = select_report(report, epoch=epoch, eval_set=eval_set, seed=seed, keep_seeds=True)
     names = _resolve(ds, variables)
     if not names:
         raise ValueError(f"none of {list(variables)} is in the report; it has {_per_class(ds)}")
+    seeds = ds.sizes.get("seed", 0)
+    if seeds:
+        selected += f" · mean ± std (ddof 0) over {seeds} seeds, as error bars"
     labels = np.asarray(class_labels(ds))
     groups = class_groups(ds)
-    counts = ds["class_count"].values if "class_count" in ds else np.full(len(labels), np.nan)
+    counts = _mean(ds["class_count"])[0] if "class_count" in ds else np.full(len(labels), np.nan)
     order = np.argsort(-np.nan_to_num(counts), kind="stable") if sort == "count" else np.arange(len(labels))
     has_groups = groups is not None and "group" in ds.dims
     rows = 2 if has_groups else 1
@@ -82,13 +98,14 @@ def group_bars_figure(
     group_of = np.asarray(groups) if groups else np.full(len(labels), "all")
     shown: set[str] = set()
     for col, name in enumerate(names, start=1):
-        values = ds[name].values
+        values, spread = _mean(ds[name])
         for g in dict.fromkeys(group_of[order]):
             sel = order[group_of[order] == g]
             fig.add_trace(
                 go.Bar(
                     x=labels[sel],
                     y=values[sel],
+                    error_y=_error(spread, sel),
                     name=f"{g}" if groups else name,
                     legendgroup=str(g),
                     showlegend=bool(groups) and g not in shown,
@@ -108,24 +125,44 @@ def group_bars_figure(
             gname = "group_" + name.removeprefix("class_")
             if gname in ds:
                 gs = [str(g) for g in ds["group"].values]
+                gvalues, gspread = _mean(ds[gname])
                 fig.add_trace(
                     go.Bar(
                         x=gs,
-                        y=ds[gname].values,
+                        y=gvalues,
+                        error_y=_error(gspread, slice(None)),
                         marker_color=[GROUP_COLORS.get(g, "#999") for g in gs],
                         showlegend=False,
-                        customdata=ds["group_num_classes"].values if "group_num_classes" in ds else None,
+                        customdata=_mean(ds["group_num_classes"])[0] if "group_num_classes" in ds else None,
                         hovertemplate="%{x}: %{customdata} classes<br>" + gname + " %{y:.4g}<extra></extra>",
                     ),
                     row=2,
                     col=col,
                 )
                 fig.update_yaxes(**metric_axis(name, full=name.endswith("accuracy")), row=2, col=col)
+    if not has_groups:
+        fig.add_annotation(
+            text=no_groups_note(ds),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.0,
+            yshift=34,
+            xanchor="left",
+            yanchor="bottom",
+            showarrow=False,
+            font={"size": 12, "color": "#8a4b00"},
+            name="no groups",
+        )
+    default = (
+        "Per class and per head / medium / tail group" if has_groups else "Per class (no head / medium / tail groups)"
+    )
     fig.update_layout(
-        title=title or "Per class and per head / medium / tail group",
+        title=with_subtitle(title or default, selected),
         barmode="group",
-        width=width or 360 * len(names) + 120,
-        height=height if has_groups else height * 0.6,
+        width=fit_width(width, 360 * len(names) + 120),
+        height=height if has_groups else height * 0.7,
+        margin={"t": 130 if has_groups else 150},
         template="plotly_white",
         legend={"title": {"text": "group"}},
         bargap=0.15,
@@ -133,8 +170,40 @@ def group_bars_figure(
     return fig
 
 
+def no_groups_note(ds) -> str:
+    """Why a report or history selection has no head/medium/tail groups, in one line."""
+    note = ds.attrs.get("groups_note") or run_attrs(ds).get("groups_note")
+    if note:
+        return str(note)
+    if "class_group" in ds.coords:
+        ratio = run_attrs(ds).get("imbalance_ratio")
+        why = f"; this run's imbalance ratio is {ratio:g}" if isinstance(ratio, (int, float)) else ""
+        return (
+            "no head/medium/tail groups for these classes: groups come from an imbalanced run's training counts "
+            f"(a balanced run and classes not trained on have none){why}"
+        )
+    return "no head/medium/tail groups in this report (measure(..., groups='counts') on unequal counts forms them)"
+
+
+def _mean(var) -> tuple[np.ndarray, np.ndarray | None]:
+    """Values of ``var``, or their mean and std (ddof 0) over ``seed`` when it has that dimension."""
+    if "seed" not in var.dims:
+        return np.asarray(var.values, dtype=float), None
+    return var.mean("seed", skipna=True).values.astype(float), var.std("seed", ddof=0, skipna=True).values
+
+
+def _error(spread: np.ndarray | None, sel) -> dict | None:
+    if spread is None:
+        return None
+    return {"type": "data", "array": spread[sel], "visible": True, "thickness": 1.2, "width": 3}
+
+
 def _per_class(ds) -> list[str]:
-    return [str(v) for v in ds.data_vars if ds[v].dims == ("class",)]
+    return [str(v) for v in ds.data_vars if _is_per_class(ds[v])]
+
+
+def _is_per_class(var) -> bool:
+    return var.dims in (("class",), ("seed", "class"))
 
 
 def _resolve(ds, variables: Sequence[str]) -> list[str]:
@@ -142,6 +211,6 @@ def _resolve(ds, variables: Sequence[str]) -> list[str]:
     for v in variables:
         if v == "accuracy":
             v = next((a for a in _TEST_ACCURACY if a in ds), "")
-        if v and v in ds and ds[v].dims == ("class",) and v not in out:
+        if v and v in ds and _is_per_class(ds[v]) and v not in out:
             out.append(v)
     return out

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from ncprobe.core.report import NCReport, stack_reports
 
-from ._common import as_dataset, metric_axis, metric_title, run_colors
+from ._common import as_dataset, fit_width, metric_axis, metric_title, run_colors
 
 __all__ = ["layers_figure", "stack_layers", "DEFAULT_LAYER_METRICS"]
 
@@ -138,7 +138,7 @@ def layers_figure(
         fig.update_xaxes(title_text="layer", type="category", row=1, col=col)
     fig.update_layout(
         title=title or "Collapse across layers",
-        width=width or 360 * len(names) + 160,
+        width=fit_width(width, 360 * len(names) + 160),
         height=height,
         template="plotly_white",
         legend={"title": {"text": "classes"}},

@@ -12,7 +12,27 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["Correlation", "pearson", "spearman", "bootstrap_ci", "correlate"]
+__all__ = ["Correlation", "pearson", "spearman", "bootstrap_ci", "correlate", "is_constant"]
+
+#: Values whose range is at most this fraction of their magnitude count as constant (float round-off, e.g.
+#: 0.906 and 0.9060000000000001, is not variation): their correlation is undefined.
+CONSTANT_RTOL = 1e-9
+
+
+def is_constant(values, axis: int = -1):
+    """Whether the finite ``values`` are constant up to round-off: range ≤ :data:`CONSTANT_RTOL` × max |value|.
+
+    >>> bool(is_constant([0.906, 0.9060000000000001, 0.906])), bool(is_constant([0.9, 0.91]))
+    (True, False)
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return True
+    spread = np.ptp(v, axis=axis)
+    scale = np.abs(v).max(axis=axis)
+    return spread <= CONSTANT_RTOL * scale
 
 
 @dataclass(frozen=True)
@@ -47,13 +67,13 @@ def _pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row pair of (B, n) arrays (NaN where a row is constant)."""
+    """Pearson r of each row pair of (B, n) arrays (NaN where a row is constant, :func:`is_constant`)."""
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     den = np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (xc * yc).sum(-1) / den
-    r[den <= 0] = np.nan
+    r[(den <= 0) | is_constant(x) | is_constant(y)] = np.nan
     return np.clip(r, -1.0, 1.0)
 
 

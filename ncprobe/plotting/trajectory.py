@@ -4,7 +4,7 @@ with mean ± std bands over seeds (``docs/history.md``)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import plotly.colors as pcolors
@@ -14,42 +14,70 @@ from plotly.subplots import make_subplots
 
 from ncprobe.core import catalog
 
-from ._common import as_dataset, etf_cosine, metric_axis, metric_title, run_colors
+from ._common import (
+    etf_cosine,
+    fit_width,
+    legend_below,
+    metric_axis,
+    metric_title,
+    run_attrs,
+    run_colors,
+    with_subtitle,
+)
+from .runs import history_runs
 
-__all__ = ["trajectory_figure", "history_runs", "trajectory_metrics", "DEFAULT_LOG_METRICS"]
+__all__ = [
+    "trajectory_figure",
+    "history_runs",
+    "trajectory_metrics",
+    "frozen_image_tower",
+    "DEFAULT_LOG_METRICS",
+    "FROZEN_IMAGE_METHODS",
+]
 
 #: Metrics drawn on a log axis by default (they span orders of magnitude during training).
 DEFAULT_LOG_METRICS = ("nc1", "nc1_quotient", "cdnv")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 _HIDDEN = ("nc2_etf_error_floor",)
-_FULL = ("accuracy", "hm", "train_accuracy")  # drawn on [0, 1]  # drawn as a reference line in nc2_etf_error's panel
+_FULL = ("accuracy", "hm", "train_accuracy")  # drawn on [0, 1]
+#: Methods that keep CLIP's image tower frozen and unprompted (zero-shot, CoOp, CoCoOp, KgCoOp): their image
+#: features, hence every image-only metric, do not change during training. MaPLe and IVLP prompt the tower.
+FROZEN_IMAGE_METHODS = ("zeroshot", "zero-shot", "coop", "cocoop", "kgcoop")
+_BANDS = {"std": "mean ± std (ddof 0)", "sem": "mean ± standard error", "minmax": "mean, band min–max"}
 
 
-def history_runs(histories: Any) -> dict[str, xr.Dataset]:
-    """``{label: history}`` from one history, a list of them (labelled by their ``method`` attribute, made
-    unique) or a mapping (kept as is)."""
-    if isinstance(histories, xr.Dataset):
-        histories = [histories]
-    if isinstance(histories, Mapping):
-        runs = {str(k): as_dataset(v) for k, v in histories.items()}
-    else:
-        runs = {}
-        for i, h in enumerate(histories):
-            ds = as_dataset(h)
-            label = str(ds.attrs.get("method", f"run {i}"))
-            runs[label if label not in runs else f"{label} ({i})"] = ds
-    if not runs:
-        raise ValueError("no histories to draw")
-    for label, ds in runs.items():
-        if "epoch" not in ds.dims:
-            raise ValueError(f"{label!r} is not a training history (no 'epoch' dimension); see docs/history.md")
-    return runs
+def frozen_image_tower(history: xr.Dataset) -> bool | None:
+    """Whether the run kept its image tower frozen: ``True``, ``False``, or ``None`` when the attributes do not say.
+
+    Read from ``history.attrs``: ``feature_bank`` true (cached frozen-tower features) or a ``method`` whose
+    first part is in :data:`FROZEN_IMAGE_METHODS` means frozen; another known ``method`` (MaPLe, IVLP, …)
+    means prompted.
+    """
+    attrs = run_attrs(history)
+    if attrs.get("feature_bank") in (True, "true", 1):
+        return True
+    method = str(attrs.get("method") or "").split("+")[0].strip().lower()
+    if not method:
+        return None
+    return method in FROZEN_IMAGE_METHODS
+
+
+def _image_only(name: str) -> bool:
+    """A catalog scalar computed from image features alone (no text, no classifier)."""
+    return not catalog.get(name).needs & {"text", "classifier"}
 
 
 def trajectory_metrics(history: xr.Dataset) -> list[str]:
-    """The default panels for ``history``: accuracy and HM, every catalog scalar it holds, then the losses."""
+    """The default panels for ``history``: accuracy and HM, the catalog scalars that can move, then the losses.
+
+    With a frozen image tower (:func:`frozen_image_tower`) the image-only metrics (``nc1``, ``nc2_*``,
+    ``ncc_accuracy``, …: no text, no classifier) are flat by construction and left out: the text and
+    cross-modal ones (``t2i_*``) remain. Otherwise every catalog scalar the history holds is drawn.
+    """
     head = [v for v in ("accuracy", "hm") if v in history]
     nc = [n for n in catalog.names(kind="scalar") if n in history and n not in _HIDDEN]
+    if frozen_image_tower(history):
+        nc = [n for n in nc if not _image_only(n)]
     losses = sorted(v for v in history.data_vars if str(v).startswith("loss"))
     return head + nc + losses
 
@@ -59,7 +87,9 @@ def trajectory_figure(
     *,
     metrics: Sequence[str] | None = None,
     eval_sets: Sequence[str] | None = None,
+    seed: int | None = None,
     band: str | None = "std",
+    labels: Sequence[str] | None = None,
     log_metrics: Sequence[str] = DEFAULT_LOG_METRICS,
     columns: int = 3,
     title: str | None = None,
@@ -70,10 +100,11 @@ def trajectory_figure(
 
     Each run (e.g. ``{"CoOp": h1, "CoOp+NPT": h2}``) has one colour; each evaluation set one dash style
     (base solid, novel dashed, …). With a ``seed`` dimension the line is the mean over seeds and the band
-    mean ± std (population std, ddof 0; ``band="sem"`` for the standard error, ``None`` for none). Panel
-    titles carry the catalog's direction of collapse (↓ lower, ↑ higher, → a target value), axis ranges
-    are the catalog's; ``nc2_max_cosine`` gets the ETF's −1/(C−1) as a dotted line and ``nc2_etf_error``
-    its floor (``nc2_etf_error_floor``) when non-zero.
+    mean ± std (population std, ddof 0; ``band="sem"`` the standard error std/√n, ``"minmax"`` the range
+    over seeds, ``None`` none), unless ``seed=`` picks one seed; the subtitle says which. Panel titles carry
+    the catalog's direction of collapse (↓ lower, ↑ higher, → a target value), axis ranges are the
+    catalog's; ``nc2_max_cosine`` gets the ETF's −1/(C−1) as a dotted line and ``nc2_etf_error`` its floor
+    (``nc2_etf_error_floor``) when non-zero. Log axes label every tick with its value.
 
     Parameters
     ----------
@@ -81,17 +112,24 @@ def trajectory_figure(
         A history ``Dataset`` (``docs/history.md``), a list of them, or ``{label: history}``.
     metrics:
         Variables to draw (catalog scalars, ``accuracy``, ``hm``, ``loss*``, ``train_accuracy``, ``lr``);
-        default :func:`trajectory_metrics` of the first run.
+        default :func:`trajectory_metrics` of the first run (metrics that can move for its method: image-only
+        metrics are left out when the image tower is frozen).
     eval_sets:
         Evaluation sets to draw (default all).
+    seed:
+        Draw this seed of every run instead of the mean over seeds (single-seed runs of other seeds are
+        left out; a multi-seed run without it is an error).
     band:
-        ``"std"``, ``"sem"`` or ``None``.
+        ``"std"``, ``"sem"``, ``"minmax"`` or ``None``.
+    labels:
+        One legend label per history of a list (default :func:`ncprobe.plotting.runs.run_labels`: method,
+        regularizers and what differs).
     log_metrics:
         Metrics drawn on a log axis.
     columns:
         Panels per row.
     title, width, panel_height:
-        Figure title, width and the height of one row of panels, in pixels.
+        Figure title, width (default: fits a 1,400 px window) and the height of one row of panels, in pixels.
 
     Returns
     -------
@@ -101,9 +139,13 @@ def trajectory_figure(
     -------
     >>> # fig = trajectory_figure({"CoOp": coop.history, "CoOp+NPT": npt.history}, metrics=["hm", "nc1"])
     """
-    if band not in ("std", "sem", None):
-        raise ValueError(f"band must be 'std', 'sem' or None, got {band!r}")
-    runs = history_runs(histories)
+    if band not in (*_BANDS, None):
+        raise ValueError(f"band must be 'std', 'sem', 'minmax' or None, got {band!r}")
+    runs = history_runs(histories, labels=labels)
+    if seed is not None:
+        runs = {label: one for label, ds in runs.items() if (one := _one_seed(ds, seed, label)) is not None}
+        if not runs:
+            raise ValueError(f"no history holds seed={seed}")
     first = next(iter(runs.values()))
     names = list(metrics) if metrics is not None else trajectory_metrics(first)
     missing = [m for m in names if not any(m in h for h in runs.values())]
@@ -151,15 +193,48 @@ def trajectory_figure(
                 _references(fig, ds, name, s, row=row, col=col)
         fig.update_yaxes(**metric_axis(name, log=name in log_metrics, full=name in _FULL), row=row, col=col)
         fig.update_xaxes(title_text="epoch" if row == rows else None, row=row, col=col)
+    height = panel_height * rows + 160
     fig.update_layout(
-        title=title or "Training trajectories",
-        width=width or 330 * cols + 260,
-        height=panel_height * rows + 120,
+        title=with_subtitle(title or "Training trajectories", _subtitle(runs, all_sets, seed, band, metrics, first)),
+        width=fit_width(width, 330 * cols + 120),
+        height=height,
+        margin={"t": 110},
         template="plotly_white",
         hovermode="x unified",
-        legend={"title": {"text": "run · eval set"}},
+        legend=legend_below(height, title="run · eval set"),
     )
     return fig
+
+
+def _one_seed(ds: xr.Dataset, seed: int, label: str) -> xr.Dataset | None:
+    """Seed ``seed`` of a multi-seed history (an error when absent); a single-seed run of another seed: None."""
+    if "seed" in ds.dims:
+        seeds = ds["seed"].values.tolist()
+        if seed not in seeds:
+            raise ValueError(f"{label!r} holds seeds {seeds}, not seed={seed}")
+        return ds.sel(seed=seed)
+    own = run_attrs(ds).get("seed")
+    return None if own is not None and int(own) != int(seed) else ds
+
+
+def _subtitle(runs, sets, seed, band, metrics, first) -> str:
+    """Runs, evaluation sets, epochs and the seed handling, in words."""
+    epochs = sorted({int(e) for ds in runs.values() for e in ds["epoch"].values.tolist()})
+    parts = [", ".join(runs), "eval sets " + ", ".join(sets) if sets else "", f"epochs {epochs[0]}–{epochs[-1]}"]
+    n_seeds = {label: ds.sizes["seed"] for label, ds in runs.items() if "seed" in ds.dims and ds.sizes["seed"] > 1}
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    elif n_seeds:
+        counts = sorted(set(n_seeds.values()))
+        how = _BANDS[band] if band else "mean, no band"
+        parts.append(f"{how} over {'/'.join(map(str, counts))} seeds")
+    else:
+        one = [str(run_attrs(ds).get("seed")) for ds in runs.values() if run_attrs(ds).get("seed") is not None]
+        if one:
+            parts.append("seed " + ", ".join(dict.fromkeys(one)))
+    if metrics is None and frozen_image_tower(first):
+        parts.append("image-only metrics left out: frozen image tower")
+    return " · ".join(p for p in parts if p)
 
 
 def _eval_sets(runs: dict[str, xr.Dataset], wanted: Sequence[str] | None) -> list[str]:
@@ -182,14 +257,17 @@ def _line(fig, series: xr.DataArray, band, *, key, color, dash, show, row, col, 
         spread = series.std("seed", ddof=0, skipna=True).values
         if band == "sem":
             spread = spread / np.sqrt(series.count("seed").values.clip(min=1))
+        lower, upper = mean - spread, mean + spread
+        if band == "minmax":
+            lower, upper = series.min("seed", skipna=True).values, series.max("seed", skipna=True).values
         n_seeds = series.sizes["seed"]
     else:
         mean = (series.isel(seed=0) if "seed" in series.dims else series).values
         spread, n_seeds = None, 1
     if band and spread is not None:
-        ok = np.isfinite(mean) & np.isfinite(spread)
+        ok = np.isfinite(lower) & np.isfinite(upper)
         x = np.concatenate([epochs[ok], epochs[ok][::-1]])
-        y = np.concatenate([(mean + spread)[ok], (mean - spread)[ok][::-1]])
+        y = np.concatenate([upper[ok], lower[ok][::-1]])
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -207,7 +285,7 @@ def _line(fig, series: xr.DataArray, band, *, key, color, dash, show, row, col, 
         )
     hover = f"{key}<br>{metric} %{{y:.4g}}"
     if spread is not None:
-        hover += " ± %{customdata:.2g}" + f" ({band}, {n_seeds} seeds)"
+        hover += " ± %{customdata:.2g}" + f" ({'sem' if band == 'sem' else 'std'}, {n_seeds} seeds)"
     fig.add_trace(
         go.Scatter(
             x=epochs,

@@ -32,12 +32,14 @@ def make_report(
     text_noise: float = 0.3,
     imbalance: float = 1.0,
     first_label: int = 0,
-    groups: bool = True,
+    groups: bool | None = None,
     cloud: int = 0,
     seed: int = 0,
     names: Sequence[str] | None = None,
 ) -> ncprobe.NCReport:
-    """One report of synthetic collapse data with text features (labels ``first_label …``)."""
+    """One report of synthetic collapse data with text features (labels ``first_label …``); head/medium/tail
+    groups by count when ``groups`` (default: when the counts differ, ``imbalance > 1``)."""
+    groups = imbalance > 1 if groups is None else groups
     d = make_collapse(
         num_classes=num_classes,
         dim=dim,
@@ -142,11 +144,11 @@ def make_history(
     ds = xr.concat(per_epoch, dim="epoch", join="outer").assign_coords(epoch=np.arange(epochs + 1))
     n = num_base + num_novel
     counts = ds["class_count"].sel(eval_set="base").isel(epoch=0).values
-    groups = ncprobe.assign_groups(np.nan_to_num(counts[:num_base]))
+    groups = ncprobe.assign_groups(np.nan_to_num(counts[:num_base])) if imbalance_ratio > 1 else ["none"] * num_base
     ds = ds.assign_coords(
         class_name=("class", [f"class {k}" for k in range(n)]),
         class_split=("class", ["base"] * num_base + ["novel"] * num_novel),
-        class_group=("class", [*groups.tolist(), *["none"] * num_novel]),
+        class_group=("class", [*list(groups), *["none"] * num_novel]),
         component=np.arange(ds.sizes["component"]),
     )
     acc = ds["t2i_zero_shot_accuracy"]

@@ -112,7 +112,8 @@ def test_group_bars_are_the_report_values(report):
 def test_group_bars_without_groups_and_unknown_variables():
     d = make_collapse(num_classes=4, dim=8, samples_per_class=20, seed=0)
     fig = group_bars_figure(ncprobe.measure(d.features, d.labels), variables=["class_variance"])
-    assert len(fig.layout.annotations) == 1
+    assert [a.text for a in fig.layout.annotations][0] == "class_variance ↓"  # one panel, plus the note
+    assert "no head/medium/tail groups" in fig.layout.annotations[1].text
     with pytest.raises(ValueError, match="none of"):
         group_bars_figure(ncprobe.measure(d.features, d.labels), variables=["class_nope"])
 
@@ -132,7 +133,8 @@ def test_trajectory_lines_are_seed_means_with_std_bands(history, npt_history):
 
 
 def test_trajectory_default_panels_and_errors(history):
-    fig = trajectory_figure(history)
+    prompted = history.assign_attrs(method="maple")  # a prompted image tower: image-side metrics move
+    fig = trajectory_figure(prompted)
     titles = [a.text for a in fig.layout.annotations if a.text in {"accuracy ↑", "hm ↑", "nc1 ↓", "loss"}]
     assert titles == ["accuracy ↑", "hm ↑", "nc1 ↓", "loss"]
     single = trajectory_figure(history.isel(seed=0), metrics=["nc2_max_cosine"], band=None)

@@ -6,10 +6,11 @@ import numpy as np
 
 from ncprobe.core import catalog
 from ncprobe.core.report import decode_attrs, load_dataset, save_dataset
+from tests.plotting.histories import make_history
 
 
 def test_dims_coords_and_variables(history):
-    assert set(history.dims) >= {"seed", "epoch", "eval_set", "class", "class_other", "group", "component"}
+    assert set(history.dims) >= {"seed", "epoch", "eval_set", "class", "class_other", "component"}
     assert history["epoch"].values.tolist() == [0, 1, 2, 3, 4]
     assert history["eval_set"].values.tolist() == ["base", "novel"]
     assert history["component"].values.tolist() == [0, 1, 2]
@@ -22,9 +23,16 @@ def test_dims_coords_and_variables(history):
     assert history["class_ncc_accuracy"].dims == ("seed", "epoch", "eval_set", "class")
     assert history["mean_cosines"].dims == ("seed", "epoch", "eval_set", "class", "class_other")
     assert history["mean_coords"].dims == ("seed", "epoch", "eval_set", "class", "component")
-    assert "group" in history["group_ncc_accuracy"].dims
+    assert "group" not in history.dims and set(history["class_group"].values) == {"none"}  # balanced: no groups
     scalars = [n for n in catalog.names() if n in history]
     assert len(scalars) >= 15
+
+
+def test_an_imbalanced_history_has_head_medium_tail_groups():
+    h = make_history(imbalance_ratio=8, epochs=1)
+    assert "group" in h["group_ncc_accuracy"].dims
+    base = (h["class_split"] == "base").values
+    assert set(h["class_group"].values[base]) == {"head", "medium", "tail"}
 
 
 def test_classes_outside_an_eval_set_are_nan(history):
