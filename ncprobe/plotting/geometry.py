@@ -28,7 +28,7 @@ def geometry_figure(
     seed: int | None = None,
     title: str | None = None,
     width: int | None = None,
-    height: int = 520,
+    height: int | None = None,
 ) -> go.Figure:
     """Class means, text features and samples projected to 2-D or 3-D, one colour per class.
 
@@ -52,7 +52,7 @@ def geometry_figure(
         Selection in a history (``seed`` is required when it holds several: coordinates of different seeds
         live in different bases and are never averaged). The subtitle names the selection.
     title, width, height:
-        Figure title and size in pixels (width default 1,100).
+        Figure title and size in pixels (default 1,100 × 520; 3-D: 1,100 × 640).
 
     Returns
     -------
@@ -185,7 +185,7 @@ def geometry_figure(
     fig.update_layout(
         title=with_subtitle(title or "Class geometry on the class means' principal axes", selected),
         width=fit_width(width, 1100),
-        height=height,
+        height=height or (640 if dims == 3 else 520),
         template="plotly_white",
         legend={"itemsizing": "constant"},
     )

@@ -114,6 +114,6 @@ def gram_figure(
         width=fit_width(width, 380 * len(titles) + 80),
         height=height,
         template="plotly_white",
-        margin={"t": 130, "l": 80, "r": 40, "b": 80},
+        margin={"t": 150, "l": 80, "r": 90, "b": 80},
     )
     return fig

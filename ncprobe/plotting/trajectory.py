@@ -22,6 +22,7 @@ from ._common import (
     metric_title,
     run_attrs,
     run_colors,
+    variant_label,
     with_subtitle,
 )
 from .runs import history_runs
@@ -217,10 +218,20 @@ def _one_seed(ds: xr.Dataset, seed: int, label: str) -> xr.Dataset | None:
     return None if own is not None and int(own) != int(seed) else ds
 
 
+def _runs_text(runs: dict[str, xr.Dataset], limit: int = 80) -> str:
+    """The runs' labels, or, when that is too long for one line, ``"8 runs: CoOp ×4, CoOp+NPT ×4"``."""
+    text = ", ".join(runs)
+    if len(text) <= limit:
+        return text
+    variants = [variant_label(run_attrs(ds), default=label) for label, ds in runs.items()]
+    counts = {v: variants.count(v) for v in dict.fromkeys(variants)}
+    return f"{len(runs)} runs: " + ", ".join(f"{v} ×{n}" if n > 1 else v for v, n in counts.items())
+
+
 def _subtitle(runs, sets, seed, band, metrics, first) -> str:
     """Runs, evaluation sets, epochs and the seed handling, in words."""
     epochs = sorted({int(e) for ds in runs.values() for e in ds["epoch"].values.tolist()})
-    parts = [", ".join(runs), "eval sets " + ", ".join(sets) if sets else "", f"epochs {epochs[0]}–{epochs[-1]}"]
+    parts = [_runs_text(runs), "eval sets " + ", ".join(sets) if sets else "", f"epochs {epochs[0]}–{epochs[-1]}"]
     n_seeds = {label: ds.sizes["seed"] for label, ds in runs.items() if "seed" in ds.dims and ds.sizes["seed"] > 1}
     if seed is not None:
         parts.append(f"seed {seed}")

@@ -155,3 +155,99 @@ def test_a_failing_static_image_leaves_the_interactive_figure(monkeypatch):
     assert export._FallbackPngRenderer().to_mimebundle({"data": [], "layout": {}}) == {}
     assert len(calls) == 2  # retried once
     assert "plotly_mimetype" in pio.renderers  # what the notebook still shows
+
+
+@pytest.fixture(scope="module")
+def option_inputs(tmp_path_factory, report, history):
+    """A report, a three-seed history and three single-seed CoOp runs whose files are all ``history.nc``."""
+    from ncprobe.core.report import save_dataset
+    from tests.plotting.histories import make_history
+
+    root = tmp_path_factory.mktemp("browser-options")
+    report.to_netcdf(root / "report.nc")
+    save_dataset(history, root / "history.nc")
+    runs = []
+    for s in (0, 1, 2):
+        (root / f"run{s}").mkdir()
+        save_dataset(make_history(method="coop", seed=s, epochs=2), root / f"run{s}" / "history.nc")
+        runs.append(str(root / f"run{s}" / "history.nc"))
+    return {"report": str(root / "report.nc"), "history": str(root / "history.nc"), "runs": runs}
+
+
+#: ``ncprobe plot`` with the options of issue 17, and what each drawn page must contain.
+OPTION_PAGES = {
+    "gram-cross": (
+        ["{history}", "--kind", "gram", "--cross", "--eval-set", "novel", "--epoch", "2", "--seed", "1"],
+        ['class="hm"', "epoch 2 of 0–4"],
+    ),
+    "geometry-3d": (["{history}", "--kind", "geometry", "--dims", "3", "--seed", "0"], ['class="gl-container"']),
+    "groups-seeds": (
+        ["{history}", "--kind", "groups", "--metrics", "class_variance", "accuracy"],
+        ["over 3 seeds", "no head/medium/tail groups"],
+    ),
+    "trajectory-labels": (
+        [
+            "{runs}",
+            "--kind",
+            "trajectory",
+            "--metrics",
+            "nc1",
+            "hm",
+            "--label",
+            "first",
+            "--label",
+            "second",
+            "--label",
+            "third",
+            "--eval-set",
+            "base",
+        ],
+        ['class="js-line"', "first · base", "third · base", 'class="ytick"'],
+    ),
+    "trajectory-seed": (["{history}", "--kind", "trajectory", "--seed", "2", "--metrics", "hm"], ["seed 2"]),
+    "correlation": (
+        ["{runs}", "--kind", "correlation", "--metrics", "nc1", "--epoch", "1", "--eval-set", "novel"],
+        ["NC on eval set novel", "CoOp · seed 2"],
+    ),
+}
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", sorted(OPTION_PAGES))
+def test_plot_options_draw_in_headless_chromium_within_1400px(page, option_inputs, tmp_path):
+    from ncprobe.cli import main
+
+    args, markers = OPTION_PAGES[page]
+    argv = []
+    for a in args:
+        argv += option_inputs["runs"] if a == "{runs}" else [a.format(**option_inputs)]
+    out = tmp_path / f"{page}.html"
+    assert main(["plot", *argv, "-o", str(out)]) == 0
+    drawn = _chromium(tmp_path, "--window-size=1400,1000", "--dump-dom", out.as_uri())
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    dom = drawn.stdout
+    assert 'class="plot-container plotly"' in dom and dom.count('class="main-svg"') >= 2, f"{page}: nothing drawn"
+    for marker in markers:
+        assert marker in dom, f"{page}: no {marker!r} in the drawn page"
+    widths = [int(w) for w in re.findall(r'<svg class="main-svg"[^>]*? width="(\d+)"', dom)]
+    assert widths and max(widths) <= 1400, f"{page}: drawn {max(widths)} px wide"
+
+
+@needs_chromium
+def test_log_ticks_over_decades_read_as_values_in_headless_chromium(option_inputs, history, tmp_path):
+    """NC1 over five decades on a log axis: every drawn tick label is a value, in increasing order (Plotly's
+    default labels minor ticks with a bare digit: 5, 0.01, 2, 5, 0.1, …)."""
+    from ncprobe.cli import main
+    from ncprobe.core.report import save_dataset
+
+    stretched = history.assign(nc1=history["nc1"] ** 8)  # ~1e-4 … 1e2
+    save_dataset(stretched, tmp_path / "stretched.nc")
+    out = tmp_path / "log.html"
+    assert (
+        main(["plot", str(tmp_path / "stretched.nc"), "--kind", "trajectory", "--metrics", "nc1", "-o", str(out)]) == 0
+    )
+    drawn = _chromium(tmp_path, "--window-size=1400,1000", "--dump-dom", out.as_uri())
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    ticks = re.findall(r'class="ytick"><text[^>]*>(.*?)</text>', drawn.stdout)
+    values = [float(t.replace("\u2212", "-")) for t in ticks]
+    assert len(values) >= 4 and values == sorted(values) and len(set(values)) == len(values), ticks
