@@ -18,8 +18,7 @@ datasets (:mod:`.testbed_tasks`), so both share one sampler, one base/novel rule
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,9 +27,7 @@ from torch.utils.data import Dataset
 from ncprobe.data import (
     BENCHMARK_11,
     DG_TARGETS,
-    FewShotManifest,
     ImageItemDataset,
-    ImbalanceSpec,
     build_test_transform,
     build_train_transform,
     load_dataset,
@@ -38,79 +35,10 @@ from ncprobe.data import (
 )
 
 from .config import DataConfig
+from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
+from .testbed_tasks import build_testbed_task
 
 __all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec", "draw_subsample"]
-
-
-@dataclass
-class EvalSet:
-    """One evaluation set: its images, its own class names (labels ``0..k-1``) and their global indices."""
-
-    name: str
-    dataset: Dataset
-    labels: torch.Tensor
-    classnames: list[str]
-    class_index: np.ndarray
-    templates: str | list[str]
-    class_texts: list[list[str]] | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classnames)
-
-
-@dataclass
-class Task:
-    """Everything a run needs from the data (see the module docstring)."""
-
-    dataset: str
-    protocol: str
-    train: Dataset
-    train_augmented: Dataset | None
-    train_labels: torch.Tensor
-    train_classnames: list[str]
-    train_class_index: np.ndarray
-    templates: str | list[str]
-    eval_sets: list[EvalSet]
-    classnames: list[str]
-    class_split: list[str]
-    selection: FewShotManifest
-    train_class_texts: list[list[str]] | None = None
-    ood: Dataset | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: ``draw_train(num_shots, classes)`` → ``(images, labels)``: the source's training split drawn again with
-    #: ``num_shots`` images per class (``None``: the run's own) over the run's training classes (``"train"``)
-    #: or every class of the dataset (``"all"``: labels are the global class index, base classes first), with
-    #: the run's seed and the evaluation transform and without an imbalance profile. For terms that need more
-    #: than the run's few-shot set, e.g. Craft's original static anchors (up to 200 images per class, novel
-    #: classes included); ``None`` when the task cannot provide it.
-    draw_train: Callable[[int | None, str], tuple[Dataset, torch.Tensor]] | None = None
-
-    @property
-    def train_counts(self) -> np.ndarray:
-        return np.bincount(self.train_labels.numpy(), minlength=len(self.train_classnames))
-
-    def eval_set(self, name: str) -> EvalSet:
-        for es in self.eval_sets:
-            if es.name == name:
-                return es
-        raise KeyError(f"no evaluation set {name!r}; this task has {[e.name for e in self.eval_sets]}")
-
-
-def imbalance_spec(cfg: DataConfig, seed: int) -> ImbalanceSpec | None:
-    if cfg.imbalance_ratio < 1:
-        raise ValueError(f"imbalance_ratio must be >= 1 (n_max/n_min), got {cfg.imbalance_ratio}")
-    if cfg.imbalance_ratio == 1:
-        return None
-    order = seed if cfg.class_order_seed is None else cfg.class_order_seed
-    return ImbalanceSpec(profile=cfg.imbalance_profile, ratio=float(cfg.imbalance_ratio), seed=int(order))
-
-
-def protocol_subsamples(protocol: str) -> tuple[str, list[tuple[str, str]]]:
-    """The training subsample and the (eval name, subsample) pairs of a within-dataset protocol."""
-    if protocol == "base_to_novel":
-        return "base", [("base", "base"), ("novel", "novel")]
-    return "all", [("all", "all")]
 
 
 def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int, targets: Sequence[str] = ()) -> Task:
@@ -118,8 +46,6 @@ def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int, ta
     if cfg.num_shots < 1:
         raise ValueError(f"num_shots must be at least 1, got {cfg.num_shots}")
     if cfg.dataset == "testbed":
-        from .testbed_tasks import build_testbed_task
-
         return build_testbed_task(cfg, protocol=protocol, seed=seed, targets=targets)
     return _build_coop_task(cfg, protocol=protocol, seed=seed, image_size=image_size, targets=targets)
 
@@ -212,13 +138,6 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
         ood=ood,
         draw_train=draw_train,
     )
-
-
-def draw_subsample(train_subsample: str, classes: str) -> str:
-    """The subsample of :attr:`Task.draw_train`'s ``classes`` (``"train"`` or ``"all"``)."""
-    if classes not in ("train", "all"):
-        raise ValueError(f"classes must be 'train' or 'all', got {classes!r}")
-    return train_subsample if classes == "train" else "all"
 
 
 def apply_transform_dataset(

@@ -32,7 +32,7 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .tasks import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
+from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
 
 __all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
