@@ -40,6 +40,7 @@ import socket
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlparse
 
 import open_clip
 import torch
@@ -52,7 +53,10 @@ __all__ = [
     "PRECISIONS",
     "PretrainedWeightsUnavailableError",
     "autocast",
+    "hf_offline",
     "load_clip",
+    "network_reachable",
+    "pretrained_download",
     "register_model_config",
 ]
 
@@ -131,6 +135,11 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
+def hf_offline() -> bool:
+    """Whether the Hugging Face Hub client is set offline (``HF_HUB_OFFLINE``): no download is tried."""
+    return _hf_offline()
+
+
 def _hf_offline() -> bool:
     try:
         from huggingface_hub import constants
@@ -181,6 +190,62 @@ def _tag_is_cached(cfg: dict, cache_dir: str | None) -> bool:
         root = cache_dir or os.path.expanduser("~/.cache/clip")
         return os.path.isfile(os.path.join(root, os.path.basename(cfg["url"])))
     return False
+
+
+def network_reachable(url: str, *, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to the host of ``url`` opens within ``timeout`` seconds.
+
+    Nothing is sent: it tells at once whether a download could start, where the Hub client would spend
+    about a minute retrying before it fails.
+    """
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    if not parsed.hostname:
+        return False
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pretrained_download(
+    name: str, pretrained: str | os.PathLike | None, *, cache_dir: str | os.PathLike | None = None
+) -> tuple[str, str] | None:
+    """What :func:`load_clip` would download for ``(name, pretrained)``, checked without loading anything.
+
+    Returns ``None`` when nothing is needed from the network (random init, an existing local file, a tag
+    already in the local cache), else ``(source, url)``: a description of where the weights come from (for
+    messages) and the address a download would open. Raises ``ValueError`` for an unknown model or tag and
+    ``FileNotFoundError`` for a checkpoint path that does not exist, as :func:`load_clip` does.
+    """
+    schema, identifier = open_clip.factory.parse_model_name(name)
+    cache = None if cache_dir is None else str(cache_dir)
+    hub = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if schema == "hf-hub":
+        cfg = {"hf_hub": f"{identifier}/open_clip_config.json"}
+        return None if _tag_is_cached(cfg, cache) else (f"Hugging Face Hub 'hf-hub:{identifier}'", hub)
+    if schema is not None:  # local-dir: read from disk
+        return None
+    name = name.replace("/", "-")
+    if open_clip.get_model_config(name) is None:
+        raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models()")
+    if pretrained is None or os.path.isfile(os.fspath(pretrained)):
+        return None
+    tag = os.fspath(pretrained)
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        if os.sep in tag or tag.endswith(_CHECKPOINT_SUFFIXES):
+            raise FileNotFoundError(f"checkpoint file not found: {tag}")
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise ValueError(f"{tag!r} is neither a pretrained tag of {name!r} nor an existing file; known tags: {tags}")
+    if _tag_is_cached(cfg, cache):
+        return None
+    if cfg.get("hf_hub"):
+        return f"Hugging Face Hub 'hf-hub:{cfg['hf_hub']}'", hub
+    if cfg.get("url"):
+        return f"URL {cfg['url']}", cfg["url"]
+    return "its original source", hub
 
 
 def _quick_gelu_of(name: str, force_quick_gelu: bool | None) -> bool:
