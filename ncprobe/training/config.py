@@ -10,6 +10,7 @@ ones. :func:`config_hash` is the run's identity: a run folder holding another co
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import typing
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "config_fields",
     "config_hash",
     "load_config",
+    "merge_into",
 ]
 
 
@@ -182,7 +184,11 @@ class TrainConfig:
         help="precompute frozen image features when the image tower is neither trained nor prompted",
         choices=("auto", "on", "off"),
     )
-    progress: bool | None = _f(None, help="progress bars (None: only on a terminal)")
+    progress: bool | None = _f(
+        None,
+        help="progress bars (None: only on a terminal; False: none); the one-line summary per epoch is printed "
+        "either way",
+    )
     preset: str | None = _f(None, help="the preset this config started from (informational)")
 
     # ------------------------------------------------------------------ conversions
@@ -204,7 +210,9 @@ class TrainConfig:
         return text
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with dotted-path changes applied, e.g. ``replace(**{"optim.lr": 0.01})``."""
+        """A copy with changes applied: dotted paths (``replace(**{"optim.lr": 0.01})``) or sections given as
+        dicts (``replace(optim={"epochs": 1})``), which merge into the section: both forms keep what they do
+        not name (a preset's learning rate survives a new epoch count)."""
         data = self.to_dict()
         for path, value in changes.items():
             _set_path(data, path, value)
@@ -212,30 +220,65 @@ class TrainConfig:
 
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
+    unknown = _unknown_keys(cls, data, prefix)
+    if unknown:
+        raise ValueError(_unknown_message(unknown))
+    return _construct(cls, data, prefix)
+
+
+def _is_config_list(hint: Any) -> bool:
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is list and bool(args) and dataclasses.is_dataclass(args[0])
+
+
+def _unknown_keys(cls: type, data: Any, prefix: str) -> list[tuple[str, str, list[str]]]:
+    """Every unknown key of the tree under ``cls``: (dotted key, its section, the section's valid keys)."""
+    if not isinstance(data, dict):
+        return []  # not a mapping (or already a config): _construct says so
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    section = prefix.rstrip(".") or "the config"
+    out = [(prefix + str(k), section, names) for k in data if k not in names]
+    for name, value in data.items():
+        if name not in names:
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            out += _unknown_keys(hint, value or {}, f"{prefix}{name}.")
+        elif _is_config_list(hint) and isinstance(value, list):
+            item = typing.get_args(hint)[0]
+            for i, v in enumerate(value):
+                out += _unknown_keys(item, v, f"{prefix}{name}[{i}].")
+    return out
+
+
+def _unknown_message(unknown: list[tuple[str, str, list[str]]]) -> str:
+    """One line naming every unknown key, a close valid key where there is one, and each section's keys."""
+    parts, sections = [], {}
+    for key, section, names in unknown:
+        leaf = key.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(leaf, names, n=1)
+        hint = f" (did you mean {key[: len(key) - len(leaf)] + close[0]!r}?)" if close else ""
+        parts.append(f"{key!r}{hint}")
+        sections[section] = names
+    valid = "; ".join(f"valid keys of {s}: {', '.join(n)}" for s, n in sections.items())
+    return f"unknown config key{'s' if len(parts) > 1 else ''} {', '.join(parts)}; {valid}"
+
+
+def _construct(cls: type, data: Any, prefix: str) -> Any:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ValueError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
+        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown config keys {[prefix + k for k in unknown]}; valid keys of "
-            f"{prefix.rstrip('.') or 'the config'}: {sorted(names)}"
-        )
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.")
-        elif (
-            typing.get_origin(hint) is list
-            and typing.get_args(hint)
-            and dataclasses.is_dataclass(typing.get_args(hint)[0])
-        ):
+            kwargs[name] = _construct(hint, value or {}, f"{prefix}{name}.")
+        elif _is_config_list(hint):
             item = typing.get_args(hint)[0]
-            kwargs[name] = [_build(item, v, f"{prefix}{name}[{i}].") for i, v in enumerate(value or [])]
+            kwargs[name] = [_construct(item, v, f"{prefix}{name}[{i}].") for i, v in enumerate(value or [])]
         else:
             kwargs[name] = value
     try:
@@ -244,14 +287,27 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise ValueError(f"{prefix.rstrip('.') or 'config'}: {err}") from None
 
 
+def merge_into(base: dict, update: dict) -> None:
+    """Merge ``update`` into the config dict ``base`` in place: sections (dicts) merge key by key, everything
+    else (values, lists such as ``regularizers`` or ``seeds``) replaces."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_into(base[key], value)
+        else:
+            base[key] = value
+
+
 def _set_path(data: dict, path: str, value: Any) -> None:
     keys = path.split(".")
     node = data
-    for key in keys[:-1]:
-        if not isinstance(node.get(key), dict):
-            raise ValueError(f"unknown config key {path!r}")
+    for i, key in enumerate(keys[:-1]):
+        if key in node and not isinstance(node[key], dict):
+            raise ValueError(f"unknown config key {path!r}: {'.'.join(keys[: i + 1])!r} is a value, not a section")
+        if key not in node:
+            section = ".".join(keys[:i]) or "the config"
+            raise ValueError(_unknown_message([(".".join(keys[: i + 1]), section, list(node))]))
         node = node[key]
-    node[keys[-1]] = value
+    merge_into(node, {keys[-1]: value})
 
 
 def load_config(source: Any) -> TrainConfig:

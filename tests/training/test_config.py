@@ -55,8 +55,12 @@ def test_config_file_then_flags(tmp_path):
 
 
 def test_unknown_keys_list_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown config keys \['optim.lrr'\].*'lr'"):
+    with pytest.raises(ValueError, match=r"unknown config key 'optim.lrr' \(did you mean 'optim.lr'\?\); valid keys "):
         TrainConfig.from_dict({"optim": {"lrr": 1}})
+    with pytest.raises(ValueError, match=r"'bogus', 'optim.lrr' .*'data.num_shot' .*valid keys of data: dataset"):
+        TrainConfig.from_dict({"bogus": 1, "optim": {"lrr": 1}, "data": {"num_shot": 2}})
+    with pytest.raises(ValueError, match=r"'optm' \(did you mean 'optim'\?\)"):
+        TrainConfig().replace(**{"optm.lr": 1})
 
 
 def test_published_defaults_fill_what_the_config_leaves_open():
