@@ -40,6 +40,13 @@ class DistInfo:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def bar_disable(self, progress: bool | None) -> bool | None:
+        """tqdm's ``disable`` for the run option ``progress`` on this rank: only rank 0 draws; ``None`` (bars
+        only on a terminal) is tqdm's own ``disable=None``, which checks that the output is a TTY."""
+        if not self.is_main or progress is False:
+            return True
+        return None if progress is None else False
+
 
 def init_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
     """Join the process group that ``torchrun`` describes (a no-op for a single process)."""

@@ -55,7 +55,7 @@ def encode_images(
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     feats, labels = [], []
     with torch.no_grad(), autocast_context(precision, device):
-        for images, y in tqdm(loader, desc=desc, leave=False, disable=progress is False or not info.is_main):
+        for images, y in tqdm(loader, desc=desc, leave=False, disable=info.bar_disable(progress)):
             feats.append(encode(images.to(device)).float())
             labels.append(torch.as_tensor(y, dtype=torch.int64).to(device))
     d = feats[0].shape[1] if feats else 0

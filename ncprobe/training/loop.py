@@ -30,7 +30,7 @@ from .protocols import warmup_cosine_lr
 from .regularizers import SetupContext, StepOutput
 from .tracking import evaluate_set
 
-__all__ = ["TrainingDivergedError", "RunPlan", "Engine"]
+__all__ = ["TrainingDivergedError", "RunPlan", "Engine", "SUMMARY_METRICS"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -178,9 +178,7 @@ class Engine:
         sums: dict[str, float] = {}
         correct = seen = 0
         batches = self._order(epoch, n)
-        bar = tqdm(
-            batches, desc=f"epoch {epoch}/{p.epochs}", leave=False, disable=p.progress is False or not p.info.is_main
-        )
+        bar = tqdm(batches, desc=f"epoch {epoch}/{p.epochs}", leave=False, disable=p.info.bar_disable(p.progress))
         for idx in bar:
             if p.max_steps is not None and self.step >= p.max_steps:
                 break
@@ -377,7 +375,10 @@ class Engine:
         return self.records
 
     def _summary(self, rec: EpochRecord) -> None:
-        if not self.p.info.is_main or self.p.progress is False:
+        """One line per epoch on rank 0, with or without bars (``progress`` silences the bars only), so that a
+        logged run reads epoch by epoch: loss, accuracies (and their harmonic mean on base-to-novel), and the
+        NC metrics that can move for the method (:data:`SUMMARY_METRICS`)."""
+        if not self.p.info.is_main:
             return
         acc = "  ".join(f"{k} {v:.3f}" for k, v in rec.accuracy.items())
         hm = ""
@@ -387,9 +388,21 @@ class Engine:
         loss = (
             "" if not rec.losses else f"loss {rec.losses.get('loss', math.nan):.4f}  train {rec.train_accuracy:.3f}  "
         )
-        nc = rec.scalars.get("nc1", {})
-        nc_txt = "  ".join(f"nc1[{k}] {v:.3g}" for k, v in nc.items())
+        nc_txt = "  ".join(
+            f"{label}[{k}] {v:.3g}"
+            for metric, label in SUMMARY_METRICS[self.p.frozen_image_features]
+            for k, v in rec.scalars.get(metric, {}).items()
+        )
         tqdm.write(f"epoch {rec.epoch:>3}/{self.p.epochs}  {loss}{acc}{hm}  {nc_txt}  ({rec.seconds:.1f} s)")
+
+
+#: NC metrics of the per-epoch line, by whether the image tower is frozen and unprompted. Frozen (CoOp, CoCoOp,
+#: zero-shot): the image features, hence image-side NC1, cannot change, so the line shows what the prompts move,
+#: the text ETF error and the text-to-image ETF error. Prompted (MaPLe, IVLP): image NC1 and the cross-modal error.
+SUMMARY_METRICS: dict[bool, tuple[tuple[str, str], ...]] = {
+    True: (("t2i_text_etf_error", "text_etf"), ("t2i_cross_etf_error", "cross_etf")),
+    False: (("nc1", "nc1"), ("t2i_cross_etf_error", "cross_etf")),
+}
 
 
 def shard_rows(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
