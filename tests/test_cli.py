@@ -136,17 +136,23 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, features
         ro.chmod(0o700)
 
 
-def test_version_formats_and_group_table(capsys, features_file):
+def test_version_formats_and_group_table(capsys, tmp_path, features_file):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("ncprobe ")
-    assert main(["measure", str(features_file), "--format", "json", "--groups"]) == 0
+    skewed = make_collapse(num_classes=4, dim=8, samples_per_class=30, imbalance=4, seed=0)
+    grouped = tmp_path / "skewed.npz"  # head/medium/tail need unequal counts (issue 17)
+    np.savez(grouped, features=skewed.features, labels=skewed.labels)
+    assert main(["measure", str(grouped), "--format", "json", "--groups"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"metrics", "attrs", "per_group"} <= set(out) and "nc1" in out["metrics"]
+    assert main(["measure", str(features_file), "--format", "json", "--groups"]) == 0  # equal counts: no groups
+    out = json.loads(capsys.readouterr().out)
+    assert "per_group" not in out and "equal counts" in out["attrs"]["groups_note"]
     assert main(["measure", str(features_file), "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "metric,value,description" and any(line.startswith("nc1,") for line in lines)
-    assert main(["measure", str(features_file), "--groups"]) == 0
+    assert main(["measure", str(grouped), "--groups"]) == 0
     assert "per group:" in capsys.readouterr().out
 
 
