@@ -2,7 +2,10 @@
 
 Nothing here computes geometry. Inputs are an :class:`~ncprobe.core.report.NCReport`, a report's
 ``xarray.Dataset`` or a training history (``docs/history.md``); :func:`report_dataset` selects one report
-out of a history (an epoch, an evaluation set, a seed) without changing any value.
+out of a history (an epoch, an evaluation set, a seed: never the first seed by default) without changing any
+value, and :func:`select_report` also says what it selected, for the figure's subtitle. :func:`variant_label`
+names a run by method and regularizers; :func:`fit_width` and :func:`legend_below` keep figures within a
+1,400 px window; :data:`LOG_AXIS` labels log ticks with their values.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ncprobe.core.report import NCReport, decode_attrs
 __all__ = [
     "GROUP_SYMBOLS",
     "GROUP_COLORS",
+    "LOG_AXIS",
     "MAX_WIDTH",
     "PRETTY_NAMES",
     "run_attrs",
