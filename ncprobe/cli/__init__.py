@@ -46,6 +46,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     for module, name in (
         ("ncprobe.testbed.images", "MissingSourceError"),
         ("ncprobe.testbed.model", "MissingTextTowerError"),
+        ("ncprobe.training.loop", "TrainingDivergedError"),
+        ("ncprobe.models.clip", "PretrainedWeightsUnavailableError"),
     ):
         mod = sys.modules.get(module)
         if mod is not None:

@@ -10,27 +10,28 @@ A run folder (``output_dir``) holds, each written atomically:
 * ``result.json`` — final metrics plus provenance (versions, device, precision, config hash, regularizer facts);
 * ``checkpoints/epoch_NNNN.pt`` — one per epoch.
 
-A folder that holds another config is refused; the same config continues only with ``resume=True``. Several
-seeds run one after the other into ``output_dir/seed_<s>/`` and stack along a ``seed`` dimension.
+Before anything is loaded or written, :func:`~.validation.check_run` checks the config, the manifest, the
+data folders, the weights and the run folder, and reports every problem at once: a refused run leaves its
+folder as it was. A folder that holds another config's work is refused; the same config continues only with
+``resume=True`` (``--resume true``). Several seeds run one after the other into ``output_dir/seed_<s>/`` and
+stack along a ``seed`` dimension. Every JSON file is strict JSON: a value that is not finite is ``null``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-import xarray as xr
 
 from ncprobe._io import atomic_path
 from ncprobe._version import __version__
-from ncprobe.core.report import load_dataset, save_dataset
+from ncprobe.core.report import save_dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig, config_hash, load_config
@@ -38,177 +39,66 @@ from .distributed import DistInfo, init_distributed
 from .history import EpochRecord, build_history
 from .loop import Engine, RunPlan
 from .methods import build_model, get_method
-from .protocols import PROTOCOLS, published
-from .regularizers import REGULARIZERS, build_regularizer
+from .preflight import holds_work, run_dirs, seed_config
+from .regularizers import build_regularizer
+from .results import RunResult, TrainResult, load_run, stack_seeds, summarize
 from .tasks import build_task
+from .validation import check_run, resolve_config, validate_config
 
-__all__ = ["TrainResult", "RunResult", "train", "evaluate", "resolve_config", "validate_config"]
-
-
-@dataclass
-class RunResult:
-    """One seed's run: its history, final metrics, folder and (in memory only) the trained model."""
-
-    seed: int
-    history: xr.Dataset
-    result: dict
-    run_dir: Path | None
-    model: torch.nn.Module | None = None
-
-
-@dataclass
-class TrainResult:
-    """The result of :func:`train`: ``history`` (stacked along ``seed`` when several seeds ran)."""
-
-    config: TrainConfig
-    runs: list[RunResult] = field(default_factory=list)
-
-    @property
-    def history(self) -> xr.Dataset:
-        if len(self.runs) == 1:
-            return self.runs[0].history
-        return stack_seeds([r.history for r in self.runs], [r.seed for r in self.runs])
-
-    def summary(self) -> pd.DataFrame:
-        """Final values as mean ± std over seeds (see :func:`summarize`)."""
-        return summarize(self.history)
-
-
-def stack_seeds(histories: list[xr.Dataset], seeds: list[int]) -> xr.Dataset:
-    """Stack per-seed histories along a ``seed`` dimension (epochs aligned; missing values NaN)."""
-    common = {k: v for k, v in histories[0].attrs.items() if all(h.attrs.get(k) == v for h in histories[1:])}
-    out = xr.concat([h.drop_attrs(deep=False) for h in histories], dim=pd.Index(seeds, name="seed"), join="outer")
-    out.attrs = common
-    return out
-
-
-def summarize(history: xr.Dataset) -> pd.DataFrame:
-    """Final-epoch accuracy per evaluation set (and HM) as mean ± std over seeds.
-
-    For base-to-novel, ``hm`` is the harmonic mean of the **seed-averaged** base and novel accuracies (how the
-    papers report it) and ``hm_mean_of_seeds`` the average of the per-seed harmonic means, each under its own
-    label.
-    """
-    last = history.isel(epoch=-1)
-    acc = last["accuracy"]
-    seeds = acc["seed"].values if "seed" in acc.dims else [None]
-    rows = []
-    for s in last["eval_set"].values.tolist():
-        v = acc.sel(eval_set=s).values.reshape(-1)
-        rows.append((s, float(np.mean(v)), float(np.std(v)), len(v)))
-    if "hm" in last:
-        b = float(acc.sel(eval_set="base").values.mean())
-        n = float(acc.sel(eval_set="novel").values.mean())
-        rows.append(("hm", 2 * b * n / (b + n) if b + n > 0 else 0.0, float("nan"), len(seeds)))
-        per_seed = last["hm"].values.reshape(-1)
-        rows.append(("hm_mean_of_seeds", float(per_seed.mean()), float(per_seed.std()), len(per_seed)))
-    frame = pd.DataFrame(rows, columns=["metric", "mean", "std", "seeds"]).set_index("metric")
-    frame["mean ± std"] = [
-        f"{m:.4f} ± {sd:.4f}" if np.isfinite(sd) else f"{m:.4f}" for m, sd in zip(frame["mean"], frame["std"])
-    ]
-    return frame
-
-
-# ------------------------------------------------------------------ configuration
-def validate_config(cfg: TrainConfig) -> None:
-    """Every check that needs no model or data: names, weights, shots, imbalance, epochs, options."""
-    get_method(cfg.method.name)
-    if cfg.data.protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {cfg.data.protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
-    if cfg.data.dataset != "testbed":
-        from ncprobe.data import resolve_name
-
-        resolve_name(cfg.data.dataset)
-    if cfg.data.num_shots < 1:
-        raise ValueError(f"data.num_shots must be at least 1, got {cfg.data.num_shots}")
-    if cfg.data.imbalance_ratio < 1:
-        raise ValueError(f"data.imbalance_ratio must be >= 1 (n_max/n_min), got {cfg.data.imbalance_ratio}")
-    if cfg.data.imbalance_profile not in ("exp", "step"):
-        raise ValueError(f"data.imbalance_profile must be 'exp' or 'step', got {cfg.data.imbalance_profile!r}")
-    if cfg.data.augment_views < 0:
-        raise ValueError(f"data.augment_views must be >= 0, got {cfg.data.augment_views}")
-    if not cfg.seeds:
-        raise ValueError("seeds is empty")
-    for key in ("epochs", "batch_size"):
-        value = getattr(cfg.optim, key)
-        if value is not None and value < (0 if key == "epochs" else 1):
-            raise ValueError(f"optim.{key} must be {'>= 0' if key == 'epochs' else '>= 1'}, got {value}")
-    if cfg.optim.lr is not None and cfg.optim.lr < 0:
-        raise ValueError(f"optim.lr must be >= 0, got {cfg.optim.lr}")
-    if cfg.model.precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"model.precision must be fp32, bf16 or fp16, got {cfg.model.precision!r}")
-    if cfg.data.class_text != "names" and cfg.data.dataset != "testbed":
-        raise ValueError(
-            "data.class_text='descriptions' is the embedded testbed's protocol; the CoOp datasets use "
-            "their class names in the dataset template"
-        )
-    if cfg.method.class_specific and cfg.data.protocol != "few_shot":
-        raise ValueError(
-            f"method.class_specific contexts cannot transfer to other classes: the {cfg.data.protocol} "
-            "protocol evaluates unseen classes; use protocol few_shot"
-        )
-    if cfg.track.every < 1:
-        raise ValueError(f"track.every must be >= 1, got {cfg.track.every}")
-    names = [reg.name for reg in cfg.regularizers]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(
-            f"regularizers {twice} appear more than once; give each name once (its terms are recorded as "
-            "loss_<name>_<term> and its facts under its name in result.json)"
-        )
-    for reg in cfg.regularizers:
-        if reg.name not in REGULARIZERS:
-            raise ValueError(f"unknown regularizer {reg.name!r}; valid regularizers: {', '.join(sorted(REGULARIZERS))}")
-        if not reg.weight >= 0:
-            raise ValueError(f"regularizer {reg.name!r}: weight must be >= 0, got {reg.weight}")
-        term = build_regularizer(reg.name, reg.options)  # option errors now, before any work
-        if "target" in term.needs and not cfg.data.ood_target:
-            raise ValueError(
-                f"regularizer {reg.name!r} needs an unlabelled target set: set data.ood_target (e.g. testbed-shifted)"
-            )
-        if term.methods is not None and cfg.method.name not in term.methods:
-            raise ValueError(
-                f"regularizer {reg.name!r} applies to methods {sorted(term.methods)}, not {cfg.method.name!r}"
-            )
-        term.check(cfg)
-
-
-def resolve_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill the published defaults (epochs, batch size, learning rate, method options) the config leaves open."""
-    validate_config(cfg)
-    dataset = None
-    if cfg.data.dataset != "testbed":
-        from ncprobe.data import resolve_name
-
-        dataset = resolve_name(cfg.data.dataset)
-    hp = published(cfg.method.name, cfg.data.protocol, dataset)
-    changes: dict[str, Any] = {}
-    for key in ("epochs", "batch_size", "lr"):
-        if getattr(cfg.optim, key) is None:
-            changes[f"optim.{key}"] = getattr(hp, key)
-    for key, value in hp.method_options:
-        if getattr(cfg.method, key) is None:
-            changes[f"method.{key}"] = value
-    return cfg.replace(**changes) if changes else cfg
+__all__ = [
+    "TrainResult",
+    "RunResult",
+    "train",
+    "evaluate",
+    "load_run",
+    "resolve_config",
+    "stack_seeds",
+    "summarize",
+    "validate_config",
+]
 
 
 # ------------------------------------------------------------------ folders
+def strict_json(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, ±inf) replaced by ``None`` (JSON ``null``), numpy
+    scalars as Python numbers and other unknown objects as strings: what :func:`json.dumps` with
+    ``allow_nan=False`` accepts."""
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
 def _write_json(path: Path, data: dict) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        tmp.write_text(json.dumps(strict_json(data), indent=2, sort_keys=True, allow_nan=False))
 
 
 def _prepare_folder(run_dir: Path, cfg: TrainConfig, digest: str, resume: bool) -> None:
+    """Write ``config.yaml`` (the validation step checked the folder: another config's work is refused there;
+    a folder without work, e.g. a run stopped before its first checkpoint, starts afresh)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     existing = run_dir / "config.yaml"
-    if existing.is_file():
+    if existing.is_file() and holds_work(run_dir):  # checked by check_run; a folder changed since is refused
         old = config_hash(load_config(existing))
         if old != digest:
             raise ValueError(
-                f"{run_dir} holds a run of another config (hash {old}, this config {digest}); choose another output_dir"
+                f"{run_dir} holds a run of another config (hash {old}, this config {digest}); choose another "
+                "--output_dir"
             )
-        if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / "result.json").is_file()):
-            raise ValueError(f"{run_dir} already holds this run; pass resume=True to continue it")
+        if not resume:
+            raise ValueError(
+                f"{run_dir} already holds this run; pass --resume true (resume=True in Python) to continue it"
+            )
     cfg.to_yaml(existing)
 
 
@@ -217,9 +107,16 @@ def _load_bundle(cfg: TrainConfig, device: torch.device):
         from ncprobe.testbed import load_testbed
 
         return load_testbed(cfg.model.testbed_preset, device=device, progress=cfg.progress)
-    from ncprobe.models import load_clip
+    from ncprobe.models import PretrainedWeightsUnavailableError, load_clip
 
-    return load_clip(cfg.model.name, cfg.model.pretrained, device=device)
+    try:
+        return load_clip(cfg.model.name, cfg.model.pretrained, device=device)
+    except PretrainedWeightsUnavailableError as err:  # the download started and failed
+        raise PretrainedWeightsUnavailableError(
+            f"could not download the weights {cfg.model.pretrained!r} of {cfg.model.name!r} ({err.__cause__ or err}); "
+            "download them on a machine with internet, copy the checkpoint file here and pass "
+            "--model.pretrained PATH (model.pretrained: PATH in YAML)"
+        ) from err
 
 
 def _image_size(bundle) -> int:
@@ -266,17 +163,13 @@ def _provenance(cfg: TrainConfig, digest: str, device: torch.device, info: DistI
 def _run_seed(
     cfg: TrainConfig, seed: int, bundle, device: torch.device, info: DistInfo, run_dir: Path | None
 ) -> RunResult:
-    one = cfg.replace(seeds=[seed])
-    digest = config_hash(one)
-    if run_dir is not None and info.is_main:
-        _prepare_folder(run_dir, one, digest, cfg.resume)
+    one, digest = seed_config(cfg, seed)
     spec = get_method(cfg.method.name)
-    task, model = _task_and_model(cfg, spec, bundle, seed, device)
+    task, model = _task_and_model(cfg, spec, bundle, seed, device)  # the data is read before the folder is written
     regs = [(r.name, float(r.weight), build_regularizer(r.name, r.options)) for r in cfg.regularizers]
     use_bank = spec.frozen_image_features and cfg.feature_bank != "off"
-    if cfg.feature_bank == "on" and not spec.frozen_image_features:
-        raise ValueError(f"feature_bank='on' needs a frozen, unprompted image tower; {spec.name} prompts it")
     if run_dir is not None and info.is_main:
+        _prepare_folder(run_dir, one, digest, cfg.resume)
         task.selection.to_json(run_dir / "manifest.json")
     plan = RunPlan(
         model=model,
@@ -385,7 +278,9 @@ def train(config: Any) -> TrainResult:
     ----------
     config:
         A :class:`TrainConfig`, a dict of the same tree, or a YAML path (``ncprobe train --config run.yaml``).
-        Fields left ``None`` take the protocol's published values (:mod:`.protocols`).
+        Fields left ``None`` take the manifest's facts and the protocol's published values
+        (:func:`~.validation.resolve_config`). Every problem is reported before any work, in one
+        :class:`~.validation.ConfigError` (a ``ValueError``).
 
     Returns
     -------
@@ -400,15 +295,14 @@ def train(config: Any) -> TrainResult:
     >>> result = ncprobe.train(PRESETS["testbed-coop-b2n"])                  # doctest: +SKIP
     >>> result.history["accuracy"].sel(eval_set="novel")                     # doctest: +SKIP
     """
-    cfg = resolve_config(load_config(config))
+    cfg = check_run(config)  # every check, before any model is loaded or any file written
     info, device = init_distributed(cfg.device)
     bundle = _load_bundle(cfg, device)
     _check_depth(cfg, bundle)
     result = TrainResult(cfg)
     root = Path(cfg.output_dir) if cfg.output_dir else None
-    for seed in cfg.seeds:
-        run_dir = None if root is None else (root if len(cfg.seeds) == 1 else root / f"seed_{seed}")
-        result.runs.append(_run_seed(cfg, int(seed), bundle, device, info, run_dir))
+    for seed, run_dir in run_dirs(cfg):
+        result.runs.append(_run_seed(cfg, seed, bundle, device, info, run_dir))
     if root is not None and len(cfg.seeds) > 1 and info.is_main:
         cfg.to_yaml(root / "config.yaml")
         save_dataset(result.history, root / "history.nc")
@@ -481,13 +375,3 @@ def evaluate(run_dir: str | Path, *, checkpoint: str | Path | None = None) -> di
     rec = EpochRecord(epoch=int(state["epoch"]))
     engine.evaluate(rec, track=True)
     return {"checkpoint": str(ckpt), "epoch": rec.epoch, "accuracy": rec.accuracy, "metrics": rec.scalars}
-
-
-def load_run(run_dir: str | Path) -> RunResult:
-    """A finished run folder's history and result (no model is loaded)."""
-    run_dir = Path(run_dir)
-    result_file = run_dir / "result.json"
-    if not result_file.is_file():
-        raise FileNotFoundError(f"no finished run at {run_dir} (missing {result_file.name})")
-    result = json.loads(result_file.read_text())
-    return RunResult(int(result["provenance"]["seed"]), load_dataset(run_dir / "history.nc"), result, run_dir)

@@ -74,16 +74,27 @@ class DataConfig:
 
     dataset: str = _f("testbed", help="'testbed' or a CoOp-benchmark dataset (oxford_pets, dtd, imagenet, ...)")
     root: str | None = _f(None, help="the folder holding the CoOp datasets ($DATA); not used by the testbed")
+    create_split: bool = _f(
+        False,
+        help="rebuild a missing split_zhou_<Name>.json from the raw annotations (not the published split: "
+        "results are not comparable with the papers)",
+    )
     protocol: str = _f(
         "base_to_novel",
         help="evaluation protocol",
         choices=("few_shot", "base_to_novel", "cross_dataset", "domain_generalization"),
     )
-    num_shots: int = _f(16, help="training images per class (Dassl's seeded K-shot draw)")
-    imbalance_ratio: float = _f(
-        1.0, help="n_max/n_min of the training classes (1: balanced; NPT's newest comparison uses 1, 4 and 16)"
+    num_shots: int | None = _f(
+        None, help="training images per class (Dassl's seeded K-shot draw; None: the manifest's, else 16)"
     )
-    imbalance_profile: str = _f("exp", help="long-tail profile of the class counts", choices=("exp", "step"))
+    imbalance_ratio: float | None = _f(
+        None,
+        help="n_max/n_min of the training classes (1: balanced; NPT's newest comparison uses 1, 4 and 16; "
+        "None: the manifest's, else 1)",
+    )
+    imbalance_profile: str | None = _f(
+        None, help="long-tail profile of the class counts (None: the manifest's, else exp)", choices=("exp", "step")
+    )
     class_order_seed: int | None = _f(
         None, help="seed of the class order of the imbalance profile (default: the run seed)"
     )

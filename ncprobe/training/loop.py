@@ -37,6 +37,19 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch, the step and what to try."""
 
 
+def _divergence_advice(precision: str) -> str:
+    """What to try after a non-finite loss, for the run's precision."""
+    if precision == "fp32":
+        return (
+            "the run is already fp32: lower the learning rate (--optim.lr) or a regularizer's weight, and check "
+            "the data for broken images"
+        )
+    return (
+        f"precision={precision!r}: CLIP text towers are known to overflow in half precision; try "
+        "--model.precision fp32 (or bf16 instead of fp16), or a lower learning rate (--optim.lr)"
+    )
+
+
 @dataclass
 class RunPlan:
     """Everything the engine needs, resolved from the config (see :mod:`ncprobe.training.api`)."""
@@ -218,8 +231,7 @@ class Engine:
                 raise TrainingDivergedError(
                     f"the loss became {float(total.detach())} at epoch {epoch}, step {self.step} (terms: "
                     f"{ {k: round(float(v.detach()), 4) for k, v in terms.items()} }); "
-                    f"precision={p.precision!r}: CLIP text towers are known to overflow in fp16 — try bf16 or fp32, "
-                    "or a lower learning rate"
+                    f"{_divergence_advice(p.precision)}"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()

@@ -35,19 +35,32 @@ from ncprobe.data import (
 )
 
 from .config import DataConfig
-from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
+from .task_spec import DEFAULT_SHOTS, EvalSet, Task, draw_subsample, imbalance_spec, num_shots, protocol_subsamples
 from .testbed_tasks import build_testbed_task
 
-__all__ = ["EvalSet", "Task", "build_task", "protocol_subsamples", "imbalance_spec", "draw_subsample"]
+__all__ = [
+    "DEFAULT_SHOTS",
+    "EvalSet",
+    "Task",
+    "build_task",
+    "protocol_subsamples",
+    "imbalance_spec",
+    "draw_subsample",
+    "num_shots",
+]
 
 
-def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int, targets: Sequence[str] = ()) -> Task:
-    """The task of ``cfg`` for one seed (dispatching to the testbed or to the CoOp datasets)."""
-    if cfg.num_shots < 1:
+def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int) -> Task:
+    """The task of ``cfg`` for one seed (dispatching to the testbed or to the CoOp datasets).
+
+    ``cfg.targets`` are the evaluated targets of the cross-dataset and domain-generalisation protocols (none
+    given: the protocol's default targets).
+    """
+    if num_shots(cfg) < 1:
         raise ValueError(f"num_shots must be at least 1, got {cfg.num_shots}")
     if cfg.dataset == "testbed":
-        return build_testbed_task(cfg, protocol=protocol, seed=seed, targets=targets)
-    return _build_coop_task(cfg, protocol=protocol, seed=seed, image_size=image_size, targets=targets)
+        return build_testbed_task(cfg, protocol=protocol, seed=seed, targets=cfg.targets)
+    return _build_coop_task(cfg, protocol=protocol, seed=seed, image_size=image_size, targets=cfg.targets)
 
 
 def _image_dataset(items, transform) -> ImageItemDataset:
@@ -66,14 +79,17 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
     train_tf = build_train_transform(size=image_size) if cfg.augment_views > 0 else None
     train_sub, eval_pairs = protocol_subsamples(protocol)
     imb = imbalance_spec(cfg, seed)
+    shots, reading = num_shots(cfg), {"create_split": cfg.create_split}
     ds = load_dataset(
-        name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=train_sub, imbalance=imb, manifest=cfg.manifest
+        name, cfg.root, num_shots=shots, seed=seed, subsample=train_sub, imbalance=imb, manifest=cfg.manifest, **reading
     )
     classnames, split = list(ds.classnames), ["base" if protocol == "base_to_novel" else "all"] * ds.num_classes
     eval_sets: list[EvalSet] = []
     for eval_name, sub in eval_pairs:
         part = (
-            ds if sub == train_sub else load_dataset(name, cfg.root, num_shots=cfg.num_shots, seed=seed, subsample=sub)
+            ds
+            if sub == train_sub
+            else load_dataset(name, cfg.root, num_shots=shots, seed=seed, subsample=sub, **reading)
         )
         if sub == "novel":
             index = np.arange(len(classnames), len(classnames) + part.num_classes)
@@ -94,7 +110,7 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
     if protocol in ("cross_dataset", "domain_generalization"):
         names = list(targets) or [t for t in (BENCHMARK_11 if protocol == "cross_dataset" else DG_TARGETS) if t != name]
         for target in names:
-            part = load_dataset(target, cfg.root, num_shots=0, subsample="all")
+            part = load_dataset(target, cfg.root, num_shots=0, subsample="all", **reading)
             index = np.arange(len(classnames), len(classnames) + part.num_classes)
             classnames += list(part.classnames)
             split += [part.name] * part.num_classes
@@ -111,13 +127,13 @@ def _build_coop_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: i
 
     def draw_train(num_shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
         sub = draw_subsample(train_sub, classes)
-        shots = cfg.num_shots if num_shots is None else int(num_shots)
-        part = load_dataset(name, cfg.root, num_shots=shots, seed=seed, subsample=sub)
+        count = shots if num_shots is None else int(num_shots)
+        part = load_dataset(name, cfg.root, num_shots=count, seed=seed, subsample=sub, **reading)
         return _image_dataset(part.train, test_tf), _labels(part.train)
 
     ood = None
     if cfg.ood_target:
-        target = load_dataset(cfg.ood_target, cfg.root, num_shots=0, subsample="all")
+        target = load_dataset(cfg.ood_target, cfg.root, num_shots=0, subsample="all", **reading)
         pool = target.train or target.test
         rng = np.random.default_rng(seed)
         pick = sorted(rng.choice(len(pool), size=min(len(pool), len(ds.train)), replace=False).tolist())

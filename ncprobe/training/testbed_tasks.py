@@ -32,11 +32,14 @@ from ncprobe.testbed import EmbeddedBenchmark, to_model_input
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
-from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, protocol_subsamples
+from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, num_shots, protocol_subsamples
 
-__all__ = ["TESTBED_TARGETS", "build_testbed_task", "restyle", "random_shift"]
+__all__ = ["TESTBED_TARGETS", "TESTBED_OOD_TARGETS", "build_testbed_task", "restyle", "random_shift"]
 
+#: Evaluation targets of the testbed's cross-dataset and domain-generalisation protocols.
 TESTBED_TARGETS = ("testbed-shifted", "sklearn-digits")
+#: Unlabelled targets of out-of-distribution terms (``data.ood_target``).
+TESTBED_OOD_TARGETS = ("testbed-shifted",)
 _DIGITS = (
     "digit zero",
     "digit one",
@@ -111,7 +114,7 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         name="EmbeddedBenchmark",
         dataset_dir=Path("testbed"),
         template=train_b.template,
-        num_shots=cfg.num_shots,
+        num_shots=num_shots(cfg),
         seed=seed,
         use_cache=False,
     )
@@ -139,15 +142,15 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
             classnames += eval_sets[-1].classnames
             split += [target] * eval_sets[-1].num_classes
 
-    def draw_train(num_shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
-        shots = cfg.num_shots if num_shots is None else int(num_shots)
-        part = prepare_dataset(raw, subsample=draw_subsample(train_sub, classes), **{**common, "num_shots": shots})
+    def draw_train(shots: int | None, classes: str) -> tuple[Dataset, torch.Tensor]:
+        count = common["num_shots"] if shots is None else int(shots)
+        part = prepare_dataset(raw, subsample=draw_subsample(train_sub, classes), **{**common, "num_shots": count})
         return _Images(part.train, images), _labels(part.train)
 
     ood = None
     if cfg.ood_target:
-        if cfg.ood_target != "testbed-shifted":
-            raise ValueError(f"unknown testbed ood_target {cfg.ood_target!r}; valid: testbed-shifted")
+        if cfg.ood_target not in TESTBED_OOD_TARGETS:
+            raise ValueError(f"unknown testbed ood_target {cfg.ood_target!r}; valid: {', '.join(TESTBED_OOD_TARGETS)}")
         shifted = {"train": restyle(images["train"])}
         pool = _items("train", train_b.labels, names)
         rng = np.random.default_rng(seed + 7919)

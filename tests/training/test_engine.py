@@ -109,7 +109,7 @@ def test_run_folder_files_and_refusals(tmp_path):
         train(cfg.replace(output_dir=None, **{"data.manifest": str(tmp_path / "manifest.json"), "data.num_shots": 2}))
     loaded = load_run(tmp_path)
     assert float(loaded.history["accuracy"].isel(epoch=-1).sel(eval_set="base")) == result["final"]["accuracy"]["base"]
-    with pytest.raises(ValueError, match="already holds this run; pass resume=True"):
+    with pytest.raises(ValueError, match="already holds this run; pass --resume true"):
         train(cfg)
     with pytest.raises(ValueError, match="holds a run of another config"):
         train(cfg.replace(**{"optim.lr": 0.5}))
@@ -159,7 +159,9 @@ class _Explodes(Regularizer):
 def test_nan_guard_stops_with_a_clear_message():
     try:
         cfg = fast("testbed-coop-b2n", **{"optim.epochs": 1, "regularizers": [{"name": "test_explodes"}]})
-        with pytest.raises(TrainingDivergedError, match="became .* at epoch 1, step 0.*fp16"):
+        with pytest.raises(
+            TrainingDivergedError, match="became .* at epoch 1, step 0.*already fp32: lower the learning rate"
+        ):
             train(cfg)
     finally:
         REGULARIZERS.pop("test_explodes")
