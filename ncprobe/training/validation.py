@@ -217,7 +217,9 @@ def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) 
             f"{d.protocol!r} trains the {subsample!r} classes: set --data.protocol to {fits}, or draw a new "
             "manifest under this protocol"
         )
-    if d.num_shots is None:
+    if manifest.num_shots < 1:
+        out.add(f"{where} keeps every image (num_shots=0); prompt tuning trains on a K-shot manifest")
+    elif d.num_shots is None:
         changes["data.num_shots"] = manifest.num_shots
     elif d.num_shots != manifest.num_shots:
         clash(
@@ -292,7 +294,9 @@ def _config_step(cfg: TrainConfig, out: _Problems) -> TrainConfig | None:
     _target_problems(cfg, out)
     if not names_ok:
         return None
-    resolved = _resolve(cfg, out)
+    resolved = out.run(lambda: _resolve(cfg, out))
+    if resolved is None:
+        return None
     _regularizer_problems(resolved, out)
     spec = get_method(resolved.method.name)
     if resolved.feature_bank == "on" and not spec.frozen_image_features:

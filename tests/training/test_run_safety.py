@@ -7,6 +7,7 @@ paper presets fail at once, in command-line words, without weights or data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -68,6 +69,16 @@ def test_manifest_facts_the_config_leaves_open_come_from_the_manifest(tmp_path):
     # without a manifest the defaults are CoOp's 16 shots, balanced
     plain = resolve_config(get_preset("testbed-coop-b2n"))
     assert (plain.data.num_shots, plain.data.imbalance_ratio, plain.data.imbalance_profile) == (16, 1.0, "exp")
+
+
+def test_a_manifest_of_every_image_is_refused(tmp_path):
+    from ncprobe.data import load_manifest
+
+    every = dataclasses.replace(load_manifest(_manifest(tmp_path, "m.json")), num_shots=0, seed=None)
+    every.to_json(tmp_path / "all.json")
+    cfg = fast("testbed-coop-b2n", **{"data.num_shots": None, "data.manifest": str(tmp_path / "all.json")})
+    with pytest.raises(ConfigError, match=r"keeps every image \(num_shots=0\)"):
+        validate_config(cfg)
 
 
 # ------------------------------------------------------------------ data.targets
