@@ -21,6 +21,7 @@ import yaml
 from ncprobe.cli import main
 from ncprobe.training import TrainConfig, get_preset, train
 from ncprobe.training.api import RunResult, TrainResult
+from ncprobe.training.config import config_hash
 from ncprobe.training.regularizers import REGULARIZERS, Regularizer, register_regularizer
 from ncprobe.training.tasks import build_task
 from ncprobe.training.validation import ConfigError, check_run, resolve_config, validate_config
@@ -79,6 +80,16 @@ def test_a_manifest_of_every_image_is_refused(tmp_path):
     cfg = fast("testbed-coop-b2n", **{"data.num_shots": None, "data.manifest": str(tmp_path / "all.json")})
     with pytest.raises(ConfigError, match=r"keeps every image \(num_shots=0\)"):
         validate_config(cfg)
+
+
+def test_the_identity_of_a_run_is_what_it_computes():
+    """Fields left open hash as the values they resolve to (16 shots, balanced: existing run folders keep their
+    hash), and create_split (how a missing split file is made) is not part of the identity."""
+    explicit = {"data.num_shots": 16, "data.imbalance_ratio": 1.0, "data.imbalance_profile": "exp"}
+    for name in ("testbed-coop-b2n", "paper-coop-base_to_novel"):
+        cfg = get_preset(name)
+        assert config_hash(resolve_config(cfg)) == config_hash(resolve_config(cfg.replace(**explicit)))
+        assert config_hash(cfg.replace(**{"data.create_split": True})) == config_hash(cfg)
 
 
 # ------------------------------------------------------------------ data.targets
