@@ -16,6 +16,8 @@ ViT-B/16 with OpenAI weights; they need the weights and the data the user suppli
 
 from __future__ import annotations
 
+import difflib
+
 from .config import TrainConfig
 from .protocols import PROTOCOLS
 
@@ -241,7 +243,9 @@ PRESETS: dict[str, TrainConfig] = {**_TESTBED, **_PAPER}
 
 
 def get_preset(name: str) -> TrainConfig:
-    """A copy of preset ``name``; an unknown name lists the valid ones."""
+    """A copy of preset ``name``; an unknown name suggests the closest names first, then lists the valid ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        close = [repr(c) for c in difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.6)]
+        hint = f"did you mean {' or '.join(filter(None, [', '.join(close[:-1]), close[-1]]))}? " if close else ""
+        raise ValueError(f"unknown preset {name!r}; {hint}valid presets: {', '.join(PRESETS)}")
     return TrainConfig.from_dict(PRESETS[name].to_dict())

@@ -28,6 +28,8 @@ unknown name lists the valid ones (:func:`build_regularizer`).
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -174,6 +176,19 @@ def build_regularizer(name: str, options: dict | None = None) -> Regularizer:
     if name not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {name!r}; valid regularizers: {', '.join(sorted(REGULARIZERS))}")
     cls = REGULARIZERS[name]
+    params = inspect.signature(cls.__init__).parameters
+    if not any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values()):
+        valid = [q for q in params if q != "self"]
+        unknown = []
+        for key in options or {}:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=1)
+                unknown.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if unknown:
+            raise ValueError(
+                f"bad options for regularizer {name!r}: unknown option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}; valid options: {', '.join(valid) or 'none'}"
+            )
     try:
         return cls(**(options or {}))
     except TypeError as err:
