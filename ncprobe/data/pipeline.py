@@ -175,9 +175,9 @@ def prepare_dataset(
     name: str,
     dataset_dir: str | Path,
     template: str,
-    num_shots: int = 0,
-    seed: int = 1,
-    subsample: Subsample = "all",
+    num_shots: int | None = None,
+    seed: int | None = None,
+    subsample: Subsample | None = None,
     imbalance: ImbalanceSpec | None = None,
     repeat: bool = False,
     fewshot_dir: str | Path | None = None,
@@ -195,11 +195,12 @@ def prepare_dataset(
         Copied to the result; ``dataset_dir`` also anchors the few-shot cache.
     num_shots:
         Shots per class for ``train`` (and ``min(num_shots, 4)`` for a separate ``val``); a whole
-        number, ``0`` keeps every image.
+        number, ``0`` keeps every image. ``None``: 0, or the manifest's.
     seed:
-        Few-shot seed (CoOp's ``--seed``; papers use 1, 2, 3) and default imbalance seed.
+        Few-shot seed (CoOp's ``--seed``; papers use 1, 2, 3) and default imbalance seed. ``None``: 1,
+        or the manifest's.
     subsample:
-        ``"all"``, ``"base"`` or ``"novel"``.
+        ``"all"``, ``"base"`` or ``"novel"``. ``None``: ``"all"``, or the manifest's.
     imbalance:
         Applied to ``train`` after subsampling, so ``ρ`` spans exactly the trained classes.
     repeat, fewshot_dir, use_cache:
@@ -207,8 +208,9 @@ def prepare_dataset(
     manifest:
         A :class:`~ncprobe.data.FewShotManifest` or its JSON path: train/val are the manifest's
         images (checked against ``raw``), and ``num_shots``/``seed``/``subsample``/``imbalance``/
-        ``repeat`` come from it. Passing one of those with a value other than its default and
-        other than the manifest's raises ``ValueError``.
+        ``repeat`` come from it. Passing one of those with a value other than the manifest's raises
+        ``ValueError`` (``seed=1`` against a seed-2 manifest included: only ``None``, ``imbalance=None``
+        and ``repeat=False`` mean "not given").
     loader:
         The reader calling (:attr:`PreparedDataset.loader`): ``"load_dataset"`` or ``"load_image_folder"``.
 
@@ -228,8 +230,10 @@ def prepare_dataset(
     ManifestMismatchError
         ``manifest`` does not fit ``raw`` (see :func:`ncprobe.data.manifest.resolve_manifest`).
     """
-    num_shots = check_num_shots(num_shots)
-    seed = check_seed(seed)
+    given = {"num_shots": num_shots, "seed": seed, "subsample": subsample, "imbalance": imbalance, "repeat": repeat}
+    num_shots = check_num_shots(0 if num_shots is None else num_shots)
+    seed = check_seed(1 if seed is None else seed)
+    subsample = "all" if subsample is None else subsample
     if loader not in LOADERS:
         raise ValueError(f"loader must be one of {LOADERS}, got {loader!r}")
     if subsample not in SUBSAMPLE_CHOICES:
@@ -243,13 +247,7 @@ def prepare_dataset(
             dataset_dir=dataset_dir,
             template=template,
             loader=loader,
-            requested={
-                "num_shots": num_shots,
-                "seed": seed,
-                "subsample": subsample,
-                "imbalance": imbalance,
-                "repeat": repeat,
-            },
+            requested={key: value for key, value in given.items() if value is not None and value is not False},
         )
     sample_val = raw.val if raw.val_mode == "separate" else None
     shots = load_or_sample_fewshot(
@@ -302,9 +300,6 @@ def prepare_dataset(
     )
 
 
-_DEFAULTS = {"num_shots": 0, "seed": 1, "subsample": "all", "imbalance": None, "repeat": False}
-
-
 def _prepare_from_manifest(
     raw: RawSplits,
     manifest: FewShotManifest | str | os.PathLike,
@@ -328,9 +323,7 @@ def _prepare_from_manifest(
         "repeat": manifest.repeat,
     }
     clash = [
-        f"{key}={value!r} (manifest: {recorded[key]!r})"
-        for key, value in requested.items()
-        if value != _DEFAULTS[key] and value != recorded[key]
+        f"{key}={value!r} (manifest: {recorded[key]!r})" for key, value in requested.items() if value != recorded[key]
     ]
     if clash:
         raise ValueError(
