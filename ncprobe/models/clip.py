@@ -37,6 +37,8 @@ import contextlib
 import logging
 import os
 import socket
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -196,17 +198,37 @@ def network_reachable(url: str, *, timeout: float = 2.0) -> bool:
     """Whether a TCP connection to the host of ``url`` opens within ``timeout`` seconds.
 
     Nothing is sent: it tells at once whether a download could start, where the Hub client would spend
-    about a minute retrying before it fails.
+    about a minute retrying before it fails. The name lookup runs in a daemon thread, so a DNS server that
+    does not answer costs ``timeout`` too.
     """
     parsed = urlparse(url if "://" in url else f"https://{url}")
     if not parsed.hostname:
         return False
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    found: list = []
+
+    def resolve() -> None:  # getaddrinfo ignores socket timeouts: a dead DNS server can block for long
+        try:
+            found.extend(socket.getaddrinfo(parsed.hostname, port, type=socket.SOCK_STREAM))
+        except OSError:
+            pass
+
+    start = time.monotonic()
+    lookup = threading.Thread(target=resolve, daemon=True)
+    lookup.start()
+    lookup.join(timeout)
+    for family, kind, proto, _, address in list(found):
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(left)
+                sock.connect(address)
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def pretrained_download(
