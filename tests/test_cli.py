@@ -173,3 +173,21 @@ def test_help_does_not_import_torch():
         check=True,
     )
     assert out.stdout.strip().endswith("NO-TORCH")
+
+
+def test_closed_pipe_is_not_an_error():
+    """``ncprobe train --list-presets | head -1``: the reader closes the pipe early; exit 0, nothing on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ncprobe", "train", "--list-presets"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err, err
