@@ -22,6 +22,14 @@ __all__ = ["build_parser", "main", "parse_config", "preset_table"]
 # its errors stay fast. The training stack (torch, open_clip, transformers) loads in main(), to train.
 
 
+class _OpenChoices(tuple):
+    """The named choices of a field whose default is None: ``none`` is accepted too, and the error lists only the
+    names."""
+
+    def __contains__(self, value: object) -> bool:
+        return value is None or tuple.__contains__(self, value)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are ``ValueError`` (one ``ncprobe: error: ...`` line, exit 2)."""
 
@@ -123,13 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
         if info.path in ("regularizers", "preset"):
             continue
         kind, nargs = _flag_type(info.type)
+        choices = info.choices
+        if choices is not None and info.default is None:  # `none` restores an open field's default
+            choices = _OpenChoices(choices)
         group.add_argument(
             f"--{info.path}",
             dest=info.path,
             type=kind,
             nargs=nargs,
             default=argparse.SUPPRESS,
-            choices=info.choices,
+            choices=choices,
             help=f"{info.help} (default: {info.default!r})",
             metavar="V",
         )

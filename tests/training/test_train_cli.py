@@ -149,3 +149,16 @@ def test_the_epoch_line_is_printed_without_bars_and_shows_what_moves(frozen, sho
     out = capsys.readouterr().out
     assert out.startswith("epoch   2/3  loss 0.5000") and "hm 0.686" in out
     assert shown in out and "cross_etf[novel] 0.5" in out and hidden not in out
+
+
+def test_none_restores_an_open_field_with_choices():
+    """``--data.imbalance_profile none``: the field's default is None (taken from a manifest, else 'exp'), so the
+    flag accepts ``none`` although the field's named choices are 'exp' and 'step'."""
+    from ncprobe.training.cli import parse_config
+
+    cfg, _ = parse_config(["--preset", "testbed-coop-b2n", "--data.imbalance_profile", "none"])
+    assert cfg.data.imbalance_profile is None
+    cfg, _ = parse_config(["--preset", "testbed-coop-b2n", "--data.imbalance_profile", "step"])
+    assert cfg.data.imbalance_profile == "step"
+    with pytest.raises(ValueError, match=r"invalid choice: 'linear' \(choose from 'exp', 'step'\)$"):
+        parse_config(["--data.imbalance_profile", "linear"])
