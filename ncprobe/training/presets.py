@@ -125,7 +125,6 @@ def _paper(method: str, protocol: str) -> TrainConfig:
             "data": {
                 "dataset": "imagenet" if protocol in ("cross_dataset", "domain_generalization") else "oxford_pets",
                 "protocol": protocol,
-                "num_shots": 16,
             },
             "method": {"name": method},
             "seeds": [1, 2, 3],

@@ -226,7 +226,8 @@ def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) 
             "num_shots",
             d.num_shots,
             manifest.num_shots,
-            "omit data.num_shots (--data.num_shots) to take the manifest's, or use a manifest with these shots",
+            "omit data.num_shots (on the command line: --data.num_shots none) to take the manifest's, or use a "
+            "manifest with these shots",
         )
     if manifest.seed is not None and list(cfg.seeds) != [manifest.seed]:
         out.add(
@@ -237,18 +238,33 @@ def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) 
     if d.imbalance_ratio is None:
         changes["data.imbalance_ratio"] = ratio
     elif float(d.imbalance_ratio) != ratio:
-        clash("imbalance_ratio", d.imbalance_ratio, ratio, "omit data.imbalance_ratio to take the manifest's")
+        clash(
+            "imbalance_ratio",
+            d.imbalance_ratio,
+            ratio,
+            "omit data.imbalance_ratio (--data.imbalance_ratio none) to take the manifest's",
+        )
     if imb:
         if d.imbalance_profile is None:
             changes["data.imbalance_profile"] = imb["profile"]
         elif d.imbalance_profile != imb["profile"]:
-            clash("imbalance_profile", d.imbalance_profile, imb["profile"], "omit data.imbalance_profile")
+            clash(
+                "imbalance_profile",
+                d.imbalance_profile,
+                imb["profile"],
+                "omit data.imbalance_profile (--data.imbalance_profile none) to take the manifest's",
+            )
         order = imb.get("seed")
         run_seed = manifest.seed if manifest.seed is not None else cfg.seeds[0]
         if d.class_order_seed is None and order is not None and order != run_seed:
             changes["data.class_order_seed"] = order
         elif d.class_order_seed is not None and order is not None and d.class_order_seed != order:
-            clash("class_order_seed", d.class_order_seed, order, "omit data.class_order_seed")
+            clash(
+                "class_order_seed",
+                d.class_order_seed,
+                order,
+                "omit data.class_order_seed (--data.class_order_seed none) to take the manifest's",
+            )
     return changes
 
 

@@ -22,6 +22,7 @@ from ncprobe.cli import main
 from ncprobe.training import TrainConfig, get_preset, train
 from ncprobe.training.api import RunResult, TrainResult
 from ncprobe.training.config import config_hash
+from ncprobe.training.presets import PRESETS
 from ncprobe.training.regularizers import REGULARIZERS, Regularizer, register_regularizer
 from ncprobe.training.tasks import build_task
 from ncprobe.training.validation import ConfigError, check_run, resolve_config, validate_config
@@ -70,6 +71,27 @@ def test_manifest_facts_the_config_leaves_open_come_from_the_manifest(tmp_path):
     # without a manifest the defaults are CoOp's 16 shots, balanced
     plain = resolve_config(get_preset("testbed-coop-b2n"))
     assert (plain.data.num_shots, plain.data.imbalance_ratio, plain.data.imbalance_profile) == (16, 1.0, "exp")
+
+
+def test_paper_presets_leave_the_shots_open_so_a_manifest_sets_them(tmp_path):
+    """A paper preset with a 2-shot manifest is not refused for 16 shots the user never set; the clash message
+    says how to clear a value on the command line."""
+    from ncprobe.data import load_manifest
+
+    paper = [name for name in PRESETS if name.startswith("paper-")]
+    assert paper and all(get_preset(name).data.num_shots is None for name in paper)
+    pets = dataclasses.replace(
+        load_manifest(_manifest(tmp_path, "m.json", **{"data.num_shots": 2})), dataset="OxfordPets"
+    )
+    pets.to_json(tmp_path / "pets.json")
+    cfg = get_preset("paper-coop-base_to_novel").replace(**{"data.manifest": str(tmp_path / "pets.json"), "seeds": [1]})
+    with pytest.raises(ConfigError) as info:  # 10 classes, not OxfordPets' 19 base classes: refused for that only
+        validate_config(cfg)
+    assert not any("num_shots" in line for line in info.value.problems), info.value.problems
+    with pytest.raises(
+        ConfigError, match=r"config sets 16: omit data.num_shots \(on the command line: --data.num_shots none\)"
+    ):
+        validate_config(cfg.replace(**{"data.num_shots": 16}))
 
 
 def test_a_manifest_of_every_image_is_refused(tmp_path):
