@@ -255,7 +255,7 @@ def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) 
                 "omit data.imbalance_profile (--data.imbalance_profile none) to take the manifest's",
             )
         order = imb.get("seed")
-        run_seed = manifest.seed if manifest.seed is not None else cfg.seeds[0]
+        run_seed = manifest.seed if manifest.seed is not None else (cfg.seeds[0] if cfg.seeds else None)
         if d.class_order_seed is None and order is not None and order != run_seed:
             changes["data.class_order_seed"] = order
         elif d.class_order_seed is not None and order is not None and d.class_order_seed != order:

@@ -94,6 +94,16 @@ def test_paper_presets_leave_the_shots_open_so_a_manifest_sets_them(tmp_path):
         validate_config(cfg.replace(**{"data.num_shots": 16}))
 
 
+def test_empty_seeds_with_an_unseeded_imbalanced_manifest_is_a_problem_not_a_traceback(tmp_path):
+    from ncprobe.data import load_manifest
+
+    path = _manifest(tmp_path, "imb.json", **{"data.num_shots": 2, "data.imbalance_ratio": 4.0})
+    dataclasses.replace(load_manifest(path), seed=None).to_json(tmp_path / "unseeded.json")
+    cfg = fast("testbed-coop-b2n", **{"data.num_shots": None, "data.manifest": str(tmp_path / "unseeded.json")})
+    with pytest.raises(ConfigError, match="seeds is empty"):
+        validate_config(cfg.replace(seeds=[]))
+
+
 def test_a_manifest_of_every_image_is_refused(tmp_path):
     from ncprobe.data import load_manifest
 
