@@ -8,9 +8,10 @@ command-line words, and reads without writing:
 * :func:`weights_problem` — ``model.pretrained``: an existing file, a cached tag, or a download that can start.
   With ``HF_HUB_OFFLINE`` set, or when one TCP connection to the weights' host does not open within 2 s, it
   fails at once instead of letting the Hub client retry for about a minute;
-* :func:`folder_problems` — another config's work in a run folder (a checkpoint or a result; a bare
+* :func:`folder_problems` — another config's work in a run folder (a checkpoint, a history or a result; a bare
   ``config.yaml`` is no work and is replaced), the same run without ``resume``, a resumed checkpoint of
-  another config.
+  another config; for several seeds the root folder too, and for one seed the ``seed_<s>/`` folders of a
+  multi-seed run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from ncprobe.models.clip import hf_offline, network_reachable, pretrained_downlo
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig, config_hash, load_config
 
-__all__ = ["dataset_problems", "weights_problem", "folder_problems", "run_dirs", "seed_config", "holds_work"]
+__all__ = [
+    "dataset_problems",
+    "weights_problem",
+    "folder_problems",
+    "run_folder_problems",
+    "run_dirs",
+    "seed_config",
+    "holds_work",
+]
 
 
 def _canonical(name: str) -> str | None:
@@ -118,42 +127,68 @@ def seed_config(cfg: TrainConfig, seed: int) -> tuple[TrainConfig, str]:
 
 
 def holds_work(run_dir: Path) -> bool:
-    """Whether a run folder holds a checkpoint or a finished result (a bare ``config.yaml`` is no work)."""
-    return latest_checkpoint(run_dir) is not None or (run_dir / "result.json").is_file()
+    """Whether a run folder holds a checkpoint, a history or a finished result (a bare ``config.yaml`` is no
+    work)."""
+    return (
+        latest_checkpoint(run_dir) is not None
+        or (run_dir / "result.json").is_file()
+        or (run_dir / "history.nc").is_file()
+    )
+
+
+def run_folder_problems(run_dir: Path, cfg: TrainConfig, resume: bool) -> list[str]:
+    """The problems of writing the run of ``cfg`` (one seed's config, or a multi-seed run's whole config for its
+    root folder) into ``run_dir``: a file there, another config's work, the same run without ``resume``, a resumed
+    checkpoint of another config."""
+    if run_dir.exists() and not run_dir.is_dir():
+        return [f"output_dir {run_dir} is a file, not a folder: choose another --output_dir"]
+    existing = run_dir / "config.yaml"
+    if not existing.is_file() or not holds_work(run_dir):
+        return []
+    digest = config_hash(cfg)
+    try:
+        old = config_hash(load_config(existing))
+    except (ValueError, OSError) as err:
+        return [f"{existing}: {err}"]
+    if old != digest:
+        return [
+            f"{run_dir} holds a run of another config (hash {old}, this config {digest}); choose another --output_dir"
+        ]
+    if len(cfg.seeds) > 1:  # a multi-seed root: each seed's folder decides whether the run continues
+        return []
+    if not resume:
+        return [
+            f"{run_dir} already holds this run; pass --resume true (resume=True in Python) to continue it, "
+            "or choose another --output_dir"
+        ]
+    if (last := latest_checkpoint(run_dir)) is not None:
+        try:
+            load_checkpoint(last, config_hash=digest)
+        except (ValueError, OSError) as err:
+            return [str(err)]
+    return []
+
+
+def _seed_folders_with_work(root: Path) -> list[str]:
+    return sorted(p.name for p in root.glob("seed_*") if p.is_dir() and holds_work(p))
 
 
 def folder_problems(cfg: TrainConfig) -> list[str]:
     """The run folders of the resolved ``cfg``: another config's work is refused, the same run continues only
-    with ``resume``, and a resumed checkpoint must come from this config."""
+    with ``resume``, and a resumed checkpoint must come from this config. With several seeds the root folder (its
+    ``config.yaml`` and stacked ``history.nc``) is checked too; a single-seed run is refused in a folder whose
+    ``seed_<s>/`` folders hold a multi-seed run's work."""
     out: list[str] = []
+    if cfg.output_dir and len(cfg.seeds) > 1:
+        out.extend(run_folder_problems(Path(cfg.output_dir), cfg, cfg.resume))
+    elif cfg.output_dir and Path(cfg.output_dir).is_dir() and (seeds := _seed_folders_with_work(Path(cfg.output_dir))):
+        out.append(
+            f"{cfg.output_dir} holds a multi-seed run ({', '.join(seeds)}); a single-seed run there would overwrite "
+            "its config.yaml and history.nc: choose another --output_dir"
+        )
+    if out and "is a file, not a folder" in out[0]:
+        return out
     for seed, run_dir in run_dirs(cfg):
-        if run_dir is None:
-            continue
-        if run_dir.exists() and not run_dir.is_dir():
-            out.append(f"output_dir {run_dir} is a file, not a folder: choose another --output_dir")
-            continue
-        existing = run_dir / "config.yaml"
-        if not existing.is_file() or not holds_work(run_dir):
-            continue
-        _, digest = seed_config(cfg, seed)
-        try:
-            old = config_hash(load_config(existing))
-        except (ValueError, OSError) as err:
-            out.append(f"{existing}: {err}")
-            continue
-        if old != digest:
-            out.append(
-                f"{run_dir} holds a run of another config (hash {old}, this config {digest}); choose another "
-                "--output_dir"
-            )
-        elif not cfg.resume:
-            out.append(
-                f"{run_dir} already holds this run; pass --resume true (resume=True in Python) to continue it, "
-                "or choose another --output_dir"
-            )
-        elif (last := latest_checkpoint(run_dir)) is not None:
-            try:
-                load_checkpoint(last, config_hash=digest)
-            except (ValueError, OSError) as err:
-                out.append(str(err))
+        if run_dir is not None:
+            out.extend(run_folder_problems(run_dir, seed_config(cfg, seed)[0], cfg.resume))
     return out

@@ -217,6 +217,32 @@ def test_a_folder_without_work_is_reused_by_another_config(tmp_path):
         check_run(cfg)
 
 
+def test_a_multi_seed_root_and_a_single_seed_run_do_not_overwrite_each_other(tmp_path):
+    """The root of a multi-seed run holds its config.yaml and stacked history.nc: another config's run there is
+    refused (a history counts as work), the same multi-seed config continues, and a single-seed run is refused in
+    a folder whose seed_<s>/ folders hold a multi-seed run."""
+    single = fast("testbed-coop-b2n", output_dir=str(tmp_path / "a"))
+    multi = single.replace(seeds=[1, 2])
+    root = tmp_path / "a"
+    root.mkdir()
+    resolve_config(single).to_yaml(root / "config.yaml")
+    (root / "history.nc").write_bytes(b"")  # a single-seed run's history, nothing else
+    with pytest.raises(ConfigError, match="holds a run of another config"):
+        check_run(single.replace(**{"optim.lr": 0.5}))  # history.nc is work
+    with pytest.raises(ConfigError, match=f"{root} holds a run of another config"):
+        check_run(multi)
+    resolve_config(multi).to_yaml(root / "config.yaml")  # the multi-seed run's own root continues
+    assert check_run(multi).seeds == [1, 2]
+    with pytest.raises(ConfigError, match=f"{root} holds a run of another config"):
+        check_run(multi.replace(**{"optim.lr": 0.5}))
+    other = tmp_path / "b"  # the reverse: a multi-seed run's seed folder, then a single-seed run in its root
+    (other / "seed_1").mkdir(parents=True)
+    resolve_config(multi.replace(seeds=[1], output_dir=str(other))).to_yaml(other / "seed_1" / "config.yaml")
+    (other / "seed_1" / "history.nc").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"holds a multi-seed run \(seed_1\).*--output_dir"):
+        check_run(single.replace(output_dir=str(other)))
+
+
 # ------------------------------------------------------------------ paper presets without weights or data
 @pytest.fixture
 def no_hub(monkeypatch, tmp_path):
