@@ -41,26 +41,40 @@ DEFAULT_LOG_METRICS = ("nc1", "nc1_quotient", "cdnv")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 _HIDDEN = ("nc2_etf_error_floor",)
 _FULL = ("accuracy", "hm", "train_accuracy")  # drawn on [0, 1]
-#: Methods that keep CLIP's image tower frozen and unprompted (zero-shot, CoOp, CoCoOp, KgCoOp): their image
-#: features, hence every image-only metric, do not change during training. MaPLe and IVLP prompt the tower.
-FROZEN_IMAGE_METHODS = ("zeroshot", "zero-shot", "coop", "cocoop", "kgcoop")
+#: The methods whose image features do not depend on trainable parameters (a frozen, unprompted image tower:
+#: zero-shot, CoOp, CoCoOp; KgCoOp is a regularizer on CoOp, not a method), so every image-only metric is flat
+#: during training. A copy of ``{n for n, s in ncprobe.training.methods.METHODS.items() if
+#: s.frozen_image_features}`` (plotting does not import training; a test checks the two agree), used only for
+#: histories written before training recorded the ``frozen_image_features`` attribute.
+FROZEN_IMAGE_METHODS = frozenset({"zeroshot", "coop", "cocoop"})
 _BANDS = {"std": "mean ± std (ddof 0)", "sem": "mean ± standard error", "minmax": "mean, band min–max"}
 
 
 def frozen_image_tower(history: xr.Dataset) -> bool | None:
     """Whether the run kept its image tower frozen: ``True``, ``False``, or ``None`` when the attributes do not say.
 
-    Read from ``history.attrs``: ``feature_bank`` true (cached frozen-tower features) or a ``method`` whose
-    first part is in :data:`FROZEN_IMAGE_METHODS` means frozen; another known ``method`` (MaPLe, IVLP, …)
-    means prompted.
+    Read from ``history.attrs``: the ``frozen_image_features`` flag that training writes (the method's
+    ``MethodSpec.frozen_image_features``). Histories written before it: ``feature_bank`` true (cached
+    frozen-tower features) or a ``method`` whose first part is in :data:`FROZEN_IMAGE_METHODS` means frozen;
+    another ``method`` (MaPLe, IVLP, …) means prompted.
     """
     attrs = run_attrs(history)
-    if attrs.get("feature_bank") in (True, "true", 1):
+    flag = attrs.get("frozen_image_features")
+    if flag is not None:
+        return _true(flag)
+    if _true(attrs.get("feature_bank")):
         return True
     method = str(attrs.get("method") or "").split("+")[0].strip().lower()
     if not method:
         return None
     return method in FROZEN_IMAGE_METHODS
+
+
+def _true(value: Any) -> bool:
+    """A boolean attribute as written (``True``, ``"true"``, ``1``; JSON-decoded or not) read as a bool."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value is not None and value in (True, 1))
 
 
 def _image_only(name: str) -> bool:

@@ -220,6 +220,7 @@ def _run_seed(
         "center": cfg.track.center,
         "normalize_images": True,
         "feature_bank": use_bank,
+        "frozen_image_features": spec.frozen_image_features,
         "regularizer_weights": {name: w for name, w, _ in regs},
     }
     history = build_history(

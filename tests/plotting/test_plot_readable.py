@@ -203,6 +203,35 @@ def test_frozen_image_tower_defaults_to_metrics_that_move():
     assert "nc1" in prompted and "t2i_text_etf_error" in prompted
 
 
+def test_the_frozen_image_features_attribute_decides_and_the_fallback_is_the_registry():
+    from ncprobe.plotting.trajectory import FROZEN_IMAGE_METHODS, frozen_image_tower
+    from ncprobe.training.methods import METHODS
+
+    assert FROZEN_IMAGE_METHODS == {n for n, s in METHODS.items() if s.frozen_image_features}
+    h = make_history(method="zeroshot", epochs=1)
+    assert frozen_image_tower(h) is True
+    assert frozen_image_tower(h.assign_attrs(method="kgcoop")) is False  # a regularizer, not a method
+    flagged = [h.assign_attrs(method="maple", frozen_image_features=v) for v in (True, 1, "true")]
+    assert [frozen_image_tower(f) for f in flagged] == [True, True, True]
+    assert frozen_image_tower(h.assign_attrs(method="coop", frozen_image_features=False)) is False
+    assert frozen_image_tower(h.assign_attrs(method="coop", frozen_image_features=0)) is False
+
+
+def test_training_writes_the_frozen_image_features_flag(tmp_path):
+    from ncprobe.core.report import load_dataset
+    from ncprobe.plotting.trajectory import frozen_image_tower, trajectory_metrics
+    from ncprobe.training import get_preset, train
+
+    cfg = get_preset("testbed-zeroshot-b2n").replace(
+        **{"model.testbed_preset": "fast", "data.num_shots": 4, "progress": False, "track.max_per_class": 10}
+    )
+    h = train(cfg.replace(feature_bank="off")).history
+    assert h.attrs["frozen_image_features"] is True and h.attrs["feature_bank"] is False
+    save_dataset(h, tmp_path / "history.nc")
+    saved = load_dataset(tmp_path / "history.nc").assign_attrs(method="zero-shot")  # the flag, not the name
+    assert frozen_image_tower(saved) is True and "nc1" not in trajectory_metrics(saved)
+
+
 # ------------------------------------------------------------------------------------------------ CLI options
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, report, history):
