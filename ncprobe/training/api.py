@@ -112,8 +112,9 @@ def _load_bundle(cfg: TrainConfig, device: torch.device):
     try:
         return load_clip(cfg.model.name, cfg.model.pretrained, device=device)
     except PretrainedWeightsUnavailableError as err:  # the download started and failed
+        why = " ".join(str(err.__cause__ or err).split())  # one line: the cause may span several
         raise PretrainedWeightsUnavailableError(
-            f"could not download the weights {cfg.model.pretrained!r} of {cfg.model.name!r} ({err.__cause__ or err}); "
+            f"could not download the weights {cfg.model.pretrained!r} of {cfg.model.name!r} ({why}); "
             "download them on a machine with internet, copy the checkpoint file here and pass "
             "--model.pretrained PATH (model.pretrained: PATH in YAML)"
         ) from err

@@ -296,6 +296,25 @@ def test_unreachable_network_and_missing_split_files_are_named(no_hub, tmp_path)
     check_run(cfg.replace(**{"data.create_split": True, "model.pretrained": str(local)}))  # nothing to download
 
 
+def test_a_failed_download_is_reported_on_one_line(monkeypatch):
+    import ncprobe.models as models
+    from ncprobe.models import PretrainedWeightsUnavailableError
+    from ncprobe.training import api
+
+    def failing(*args, **kwargs):
+        try:
+            raise OSError("connection reset\nretried 5 times\n  last: timed out")
+        except OSError as cause:
+            raise PretrainedWeightsUnavailableError("download failed") from cause
+
+    monkeypatch.setattr(models, "load_clip", failing)
+    cfg = get_preset("paper-coop-base_to_novel")
+    with pytest.raises(PretrainedWeightsUnavailableError) as info:
+        api._load_bundle(cfg, torch.device("cpu"))
+    message = str(info.value)
+    assert "\n" not in message and "connection reset retried 5 times last: timed out" in message
+
+
 def test_network_reachable_opens_one_local_connection():
     from ncprobe.models.clip import network_reachable
 
