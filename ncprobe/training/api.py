@@ -39,11 +39,11 @@ from .distributed import DistInfo, init_distributed
 from .history import EpochRecord, build_history
 from .loop import Engine, RunPlan
 from .methods import build_model, get_method
-from .preflight import holds_work, run_dirs, seed_config
+from .preflight import run_dirs, run_folder_problems, seed_config
 from .regularizers import build_regularizer
 from .results import RunResult, TrainResult, load_run, stack_seeds, summarize
 from .tasks import build_task
-from .validation import check_run, resolve_config, validate_config
+from .validation import ConfigError, check_run, resolve_config, validate_config
 
 __all__ = [
     "TrainResult",
@@ -83,23 +83,16 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(strict_json(data), indent=2, sort_keys=True, allow_nan=False))
 
 
-def _prepare_folder(run_dir: Path, cfg: TrainConfig, digest: str, resume: bool) -> None:
-    """Write ``config.yaml`` (the validation step checked the folder: another config's work is refused there;
-    a folder without work, e.g. a run stopped before its first checkpoint, starts afresh)."""
+def _prepare_folder(run_dir: Path, cfg: TrainConfig, resume: bool) -> None:
+    """Write ``config.yaml``. The validation step checked the folder; it is checked again here (the same checks,
+    :func:`~.preflight.run_folder_problems`), so a folder changed since is refused: another config's work, the
+    same run without ``resume``. A folder without work, e.g. a run stopped before its first checkpoint, starts
+    afresh."""
+    problems = run_folder_problems(run_dir, cfg, resume)
+    if problems:
+        raise ConfigError(problems)
     run_dir.mkdir(parents=True, exist_ok=True)
-    existing = run_dir / "config.yaml"
-    if existing.is_file() and holds_work(run_dir):  # checked by check_run; a folder changed since is refused
-        old = config_hash(load_config(existing))
-        if old != digest:
-            raise ValueError(
-                f"{run_dir} holds a run of another config (hash {old}, this config {digest}); choose another "
-                "--output_dir"
-            )
-        if not resume:
-            raise ValueError(
-                f"{run_dir} already holds this run; pass --resume true (resume=True in Python) to continue it"
-            )
-    cfg.to_yaml(existing)
+    cfg.to_yaml(run_dir / "config.yaml")
 
 
 def _load_bundle(cfg: TrainConfig, device: torch.device):
@@ -170,7 +163,7 @@ def _run_seed(
     regs = [(r.name, float(r.weight), build_regularizer(r.name, r.options)) for r in cfg.regularizers]
     use_bank = spec.frozen_image_features and cfg.feature_bank != "off"
     if run_dir is not None and info.is_main:
-        _prepare_folder(run_dir, one, digest, cfg.resume)
+        _prepare_folder(run_dir, one, cfg.resume)
         task.selection.to_json(run_dir / "manifest.json")
     plan = RunPlan(
         model=model,

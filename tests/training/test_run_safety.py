@@ -21,7 +21,7 @@ import yaml
 from ncprobe.cli import main
 from ncprobe.training import TrainConfig, get_preset, train
 from ncprobe.training.api import RunResult, TrainResult
-from ncprobe.training.config import config_hash
+from ncprobe.training.config import config_hash, load_config
 from ncprobe.training.presets import PRESETS
 from ncprobe.training.regularizers import REGULARIZERS, Regularizer, register_regularizer
 from ncprobe.training.tasks import build_task
@@ -241,6 +241,21 @@ def test_a_multi_seed_root_and_a_single_seed_run_do_not_overwrite_each_other(tmp
     (other / "seed_1" / "history.nc").write_bytes(b"")
     with pytest.raises(ConfigError, match=r"holds a multi-seed run \(seed_1\).*--output_dir"):
         check_run(single.replace(output_dir=str(other)))
+
+
+def test_the_folder_check_at_write_time_is_the_validation_steps(tmp_path):
+    """A folder changed after the validation step is refused when the run writes it, in the same words."""
+    from ncprobe.training import api
+
+    cfg = resolve_config(fast("testbed-coop-b2n", output_dir=str(tmp_path)))
+    cfg.to_yaml(tmp_path / "config.yaml")
+    (tmp_path / "result.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds this run; pass --resume true.*or choose another --output_dir"):
+        api._prepare_folder(tmp_path, cfg, resume=False)
+    with pytest.raises(ConfigError, match="holds a run of another config"):
+        api._prepare_folder(tmp_path, cfg.replace(**{"optim.lr": 0.5}), resume=True)
+    api._prepare_folder(tmp_path / "new", cfg, resume=False)
+    assert load_config(tmp_path / "new" / "config.yaml") == cfg
 
 
 # ------------------------------------------------------------------ paper presets without weights or data
