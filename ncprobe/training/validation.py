@@ -152,12 +152,13 @@ def _target_problems(cfg: TrainConfig, out: _Problems) -> None:
             f"data.targets {list(d.targets)} are evaluated by the cross_dataset and domain_generalization protocols "
             f"only; protocol {d.protocol!r} would ignore them: remove them or set --data.protocol cross_dataset"
         )
-    valid = TESTBED_TARGETS if testbed else tuple(DATASETS)
     for target in d.targets:
         if testbed and target not in TESTBED_TARGETS:
-            out.add(f"unknown data.targets entry {target!r}; valid targets of the testbed: {', '.join(valid)}")
-        elif not testbed and out.run(lambda t=target: resolve_name(t)) is None:
-            continue
+            out.add(
+                f"unknown data.targets entry {target!r}; valid targets of the testbed: {', '.join(TESTBED_TARGETS)}"
+            )
+        elif not testbed:
+            out.run(lambda t=target: resolve_name(t))
     if d.ood_target:
         if testbed and d.ood_target not in TESTBED_OOD_TARGETS:
             out.add(
@@ -322,16 +323,15 @@ def _config_step(cfg: TrainConfig, out: _Problems) -> TrainConfig | None:
 
 def validate_config(cfg: TrainConfig) -> None:
     """Every check that needs no data folder, weights or run folder (fields, names, targets, the manifest's facts,
-    the regularizers' options); raises one :class:`ConfigError` listing every problem."""
-    out = _Problems([])
-    _config_step(load_config(cfg), out)
-    out.raise_if_any()
+    the regularizers' options); raises one :class:`ConfigError` listing every problem (:func:`resolve_config`
+    without its result)."""
+    resolve_config(cfg)
 
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
     """The config with every field left ``None`` filled: the manifest's facts (shots, imbalance), the protocol's
     published values (epochs, batch size, learning rate, method options), then 16 shots and a balanced draw.
-    Validates first (:func:`validate_config`)."""
+    Runs :func:`validate_config`'s checks first and raises one :class:`ConfigError` listing every problem."""
     out = _Problems([])
     resolved = _config_step(load_config(cfg), out)
     out.raise_if_any()

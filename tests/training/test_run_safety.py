@@ -125,6 +125,15 @@ def test_the_identity_of_a_run_is_what_it_computes():
 
 
 # ------------------------------------------------------------------ data.targets
+def test_validate_config_is_resolve_config_without_its_result(monkeypatch):
+    import ncprobe.training.validation as validation
+
+    seen = []
+    monkeypatch.setattr(validation, "resolve_config", lambda cfg: seen.append(cfg))
+    cfg = fast("testbed-coop-b2n")
+    assert validation.validate_config(cfg) is None and seen == [cfg]
+
+
 def test_targets_choose_the_evaluated_sets_and_unknown_ones_list_the_valid_ones():
     cfg = resolve_config(fast("testbed-coop-xd", **{"data.targets": ["testbed-shifted"]}))
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=1, image_size=32)
