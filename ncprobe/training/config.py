@@ -96,7 +96,7 @@ class DataConfig:
         None, help="long-tail profile of the class counts (None: the manifest's, else exp)", choices=("exp", "step")
     )
     class_order_seed: int | None = _f(
-        None, help="seed of the class order of the imbalance profile (default: the run seed)"
+        None, help="seed of the class order of the imbalance profile (None: the manifest's, else the run seed)"
     )
     targets: list[str] = _f(help="target datasets of cross-dataset / domain-generalisation evaluation", factory=list)
     ood_target: str | None = _f(

@@ -182,7 +182,8 @@ def _regularizer_problems(cfg: TrainConfig, out: _Problems) -> None:
             continue
         if "target" in term.needs and not cfg.data.ood_target:
             out.add(
-                f"regularizer {reg.name!r} needs an unlabelled target set: set data.ood_target (e.g. testbed-shifted)"
+                f"regularizer {reg.name!r} needs an unlabelled target set: pass --data.ood_target NAME "
+                "(e.g. testbed-shifted)"
             )
         if term.methods is not None and cfg.method.name not in term.methods:
             out.add(f"regularizer {reg.name!r} applies to methods {sorted(term.methods)}, not {cfg.method.name!r}")
@@ -317,7 +318,10 @@ def _config_step(cfg: TrainConfig, out: _Problems) -> TrainConfig | None:
     _regularizer_problems(resolved, out)
     spec = get_method(resolved.method.name)
     if resolved.feature_bank == "on" and not spec.frozen_image_features:
-        out.add(f"feature_bank='on' needs a frozen, unprompted image tower; {spec.name} prompts it: use auto or off")
+        out.add(
+            f"feature_bank='on' needs a frozen, unprompted image tower; {spec.name} prompts it: pass "
+            "--feature_bank auto or off"
+        )
     return resolved
 
 

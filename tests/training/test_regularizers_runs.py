@@ -159,7 +159,7 @@ def test_every_term_from_the_cli(tmp_path, capsys):
     capsys.readouterr()
     argv = ["train", "--preset", "testbed-coop-b2n", *common, "--regularizer", "craft,mmd_weight=1"]
     assert main(argv) == 2
-    assert "needs an unlabelled target set: set data.ood_target" in capsys.readouterr().err
+    assert "needs an unlabelled target set: pass --data.ood_target NAME" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,17 @@ def test_validate_config_is_resolve_config_without_its_result(monkeypatch):
     assert validation.validate_config(cfg) is None and seen == [cfg]
 
 
+def test_advice_is_in_flag_words_and_the_help_says_what_the_manifest_sets():
+    from ncprobe.training.config import config_fields
+
+    with pytest.raises(ConfigError, match=r"needs an unlabelled target set: pass --data.ood_target NAME"):
+        validate_config(fast("testbed-coop-b2n", regularizers=[{"name": "craft", "options": {"mmd_weight": 1.0}}]))
+    with pytest.raises(ConfigError, match=r"prompts it: pass --feature_bank auto or off"):
+        validate_config(fast("testbed-maple-craft-b2n", feature_bank="on"))
+    helps = {f.path: f.help for f in config_fields()}
+    assert "the manifest's" in helps["data.class_order_seed"]
+
+
 def test_targets_choose_the_evaluated_sets_and_unknown_ones_list_the_valid_ones():
     cfg = resolve_config(fast("testbed-coop-xd", **{"data.targets": ["testbed-shifted"]}))
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=1, image_size=32)
