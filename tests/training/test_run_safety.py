@@ -145,6 +145,20 @@ def test_advice_is_in_flag_words_and_the_help_says_what_the_manifest_sets():
     assert "the manifest's" in helps["data.class_order_seed"]
 
 
+def test_a_regularizers_buffers_follow_reg_to_not_model_to():
+    """run_dtype's docstring: the regularizers are not the model's submodules, so only reg.to() moves them."""
+    from ncprobe.training.regularizers._shared import run_dtype
+
+    model, reg = torch.nn.Linear(2, 2), Regularizer()
+    reg.register_buffer("anchor", torch.zeros(3))
+    model.to(torch.float64)
+    assert run_dtype(model) == torch.float64 and reg.anchor.dtype == torch.float32
+    reg.to(torch.float64)
+    assert reg.anchor.dtype == torch.float64
+    doc = " ".join(run_dtype.__doc__.split())
+    assert "regularizers are not submodules of the model" in doc and "reg.to(torch.float64)` moves them" in doc
+
+
 def test_targets_choose_the_evaluated_sets_and_unknown_ones_list_the_valid_ones():
     cfg = resolve_config(fast("testbed-coop-xd", **{"data.targets": ["testbed-shifted"]}))
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=1, image_size=32)

@@ -77,8 +77,9 @@ def expected_classes_and_dim(config: Any) -> tuple[int | None, int | None]:
 
 def run_dtype(model: Any) -> torch.dtype:
     """The dtype a regularizer keeps its buffers in: float64 when the model's weights are float64, else float32
-    (half-precision weights promote, as :func:`full`). ``model.to(torch.float64)`` after ``setup`` moves the
-    buffers too (they are registered buffers)."""
+    (half-precision weights promote, as :func:`full`). The dtype is read once, in ``setup``: regularizers are not
+    submodules of the model (the loop keeps them in a list beside it), so a later ``model.to(torch.float64)`` leaves
+    their buffers as they were; ``reg.to(torch.float64)`` moves them (they are registered buffers)."""
     parameters = getattr(model, "parameters", None)
     for p in parameters() if callable(parameters) else ():
         if p.is_floating_point():
