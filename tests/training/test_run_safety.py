@@ -156,7 +156,7 @@ def test_a_regularizers_buffers_follow_reg_to_not_model_to():
     reg.to(torch.float64)
     assert reg.anchor.dtype == torch.float64
     doc = " ".join(run_dtype.__doc__.split())
-    assert "regularizers are not submodules of the model" in doc and "reg.to(torch.float64)` moves them" in doc
+    assert "regularizers are not submodules of the model" in doc and "reg.to(torch.float64)`` moves them" in doc
 
 
 def test_targets_choose_the_evaluated_sets_and_unknown_ones_list_the_valid_ones():
