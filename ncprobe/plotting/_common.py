@@ -119,10 +119,13 @@ def report_dataset(
 ) -> xr.Dataset:
     """One report's variables out of a report or a history (``docs/history.md``).
 
-    A plain report is returned as it is. From a history: ``epoch`` (a coordinate value; ``-1`` the last
-    epoch), ``eval_set`` (required when the history holds several) and ``seed`` (required when it holds
-    several: a single report is never the first seed by default); classes outside the chosen evaluation set
-    (NaN ``class_count``) are dropped. :func:`select_report` also says what was selected.
+    A plain report is returned as it is (an ``eval_set`` or ``seed`` it does not record is an error). From a
+    history: ``epoch`` (a coordinate value; ``-1`` the last epoch), ``eval_set`` (required when the history
+    holds several) and ``seed`` (required when it holds several: a single report is never the first seed by
+    default; a seed the history does not hold, whether along a ``seed`` dimension or as the ``seed``
+    attribute of a single-seed run, is a ``ValueError`` naming the seeds it holds); classes outside the
+    chosen evaluation set (NaN ``class_count``) are dropped. :func:`select_report` also says what was
+    selected.
     """
     return select_report(data, epoch=epoch, eval_set=eval_set, seed=seed)[0]
 
@@ -161,20 +164,32 @@ def select_report(
             if len(sets) > 1:
                 raise ValueError(f"this history holds eval sets {sets}; pass eval_set= to choose one")
             eval_set = sets[0]
-        ds = _sel(ds, "eval_set", eval_set)
+        if str(eval_set) not in sets:
+            raise ValueError(f"eval_set={eval_set!r} is not in this history; it holds eval sets {sets}")
+        ds = ds.sel(eval_set=eval_set)
         eval_text = f"eval set {eval_set}"
+    elif eval_set is not None:
+        raise ValueError(f"eval_set={eval_set!r}: this dataset has a single evaluation set (no 'eval_set' dimension)")
     if "seed" in ds.dims:
         seeds = ds["seed"].values.tolist()
         if seed is not None:
-            ds = _sel(ds, "seed", seed)
+            if seed not in seeds:
+                raise ValueError(f"seed={seed!r} is not in this history; it holds seeds {seeds}")
+            ds = ds.sel(seed=seed)
             seed_text = f"seed {seed} of {seeds}" if len(seeds) > 1 else f"seed {seed}"
         elif len(seeds) == 1:
             ds = ds.isel(seed=0)
             seed_text = f"seed {seeds[0]}"
         elif not keep_seeds:
             raise ValueError(f"this history holds seeds {seeds}; pass seed= to choose one")
-    elif history and attrs.get("seed") is not None:
-        seed_text = f"seed {attrs['seed']}"
+    else:
+        own = attrs.get("seed")  # a single-seed run: its seed is an attribute
+        if seed is not None and own is None:
+            raise ValueError(f"seed={seed!r}: this dataset records no seed (no 'seed' dimension or attribute)")
+        if seed is not None and not _same_seed(own, seed):
+            raise ValueError(f"seed={seed!r} is not in this history; it holds seeds [{own}]")
+        if own is not None and (history or seed is not None):
+            seed_text = f"seed {own}"
     if "class_count" in ds:
         counts = ds["class_count"]
         if counts.ndim >= 1 and counts.dims[-1] == "class":
@@ -185,6 +200,13 @@ def select_report(
                 if "class_other" in ds.dims:
                     ds = ds.isel(class_other=present)
     return ds, " · ".join(p for p in (run, eval_text, epoch_text, seed_text) if p)
+
+
+def _same_seed(own: Any, seed: Any) -> bool:
+    try:
+        return int(own) == int(seed)
+    except (TypeError, ValueError):
+        return str(own) == str(seed)
 
 
 def with_subtitle(title: str, subtitle: str) -> dict:

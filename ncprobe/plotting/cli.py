@@ -20,6 +20,7 @@ Every failure is a ``ValueError`` with a one-line message (the command prints it
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +29,6 @@ import xarray as xr
 
 from ncprobe.core.report import load_dataset
 
-from ._common import run_attrs
 from .correlation import correlation_figure, runs_table
 from .export import ExportError, save_figure
 from .geometry import geometry_figure
@@ -63,34 +63,28 @@ def _kind_of(ds: xr.Dataset) -> str:
 
 
 def _one(datasets: list[tuple[str, xr.Dataset]], kind: str, eval_set: str | None, seed: int | None) -> dict:
-    """The one report or history of a one-file kind, with the selection arguments its figure takes."""
+    """The one report or history of a one-file kind, with the selection arguments its figure takes: the
+    default evaluation set (``base`` when there are several) is picked here; the figure's
+    :func:`~ncprobe.plotting.report_dataset` checks the eval set, epoch and seed."""
     if len(datasets) != 1:
         raise ValueError(f"--kind {kind} draws one file, got {len(datasets)}")
     name, ds = datasets[0]
-    what = _kind_of(ds)
-    if what == "layers":
+    if _kind_of(ds) == "layers":
         raise ValueError(f"{name} stacks layer reports: draw it with --kind layers")
-    if "eval_set" in ds.dims:
+    if eval_set is None and "eval_set" in ds.dims:
         sets = [str(s) for s in ds["eval_set"].values]
-        if eval_set is None:
-            eval_set = "base" if "base" in sets else sets[0]
-        elif eval_set not in sets:
-            raise ValueError(f"--eval-set {eval_set}: {name} holds eval sets {sets}")
-    elif eval_set is not None:
-        raise ValueError(f"--eval-set {eval_set}: {name} has a single evaluation set (no 'eval_set' dimension)")
-    if "seed" in ds.dims:
-        seeds = ds["seed"].values.tolist()
-        if seed is not None and seed not in seeds:
-            raise ValueError(f"--seed {seed}: {name} holds seeds {seeds}")
-        if seed is None and len(seeds) > 1 and kind in ("gram", "geometry"):
-            raise ValueError(f"{name} holds seeds {seeds}; pass --seed to choose one")
-    elif seed is not None:
-        own = run_attrs(ds).get("seed")
-        if what != "history" or own is None:
-            raise ValueError(f"--seed {seed}: {name} is a single report (no 'seed' dimension)")
-        if int(own) != int(seed):
-            raise ValueError(f"--seed {seed}: {name} is a run of seed {own}")
-    return {"report": ds, "eval_set": eval_set, "seed": seed if "seed" in ds.dims else None}
+        eval_set = "base" if "base" in sets else sets[0]
+    return {"report": ds, "eval_set": eval_set, "seed": seed}
+
+
+#: The figure functions' argument names (``seed=``) as the command's flags (``--seed``), in error messages.
+_ARGUMENT = re.compile(r"\b(eval_set|epoch|seed)=")
+
+
+def _in_flags(err: ValueError, name: str) -> ValueError:
+    """``err`` in the command line's words (``seed=7`` as ``--seed 7``), prefixed by the file's name."""
+    text = _ARGUMENT.sub(lambda m: "--" + m.group(1).replace("_", "-") + " ", str(err)).replace("  ", " ")
+    return ValueError(f"{name}: {text}")
 
 
 def _check_options(kind: str, given: dict) -> None:
@@ -126,14 +120,16 @@ def figure_from_files(
         raise ValueError(f"--dims must be 2 or 3, got {dims}")
     datasets = [(str(f), load_dataset(f)) for f in files]
     at = {"epoch": -1 if epoch is None else epoch}
-    if kind == "gram":
-        return gram_figure(**_one(datasets, kind, eval_set, seed), **at, cross=cross)
-    if kind == "geometry":
-        return geometry_figure(**_one(datasets, kind, eval_set, seed), **at, dims=dims or 2)
-    if kind == "groups":
-        return group_bars_figure(
-            **_one(datasets, kind, eval_set, seed), **at, **({"variables": metrics} if metrics else {})
-        )
+    if kind in ("gram", "geometry", "groups"):
+        one = _one(datasets, kind, eval_set, seed)
+        try:
+            if kind == "gram":
+                return gram_figure(**one, **at, cross=cross)
+            if kind == "geometry":
+                return geometry_figure(**one, **at, dims=dims or 2)
+            return group_bars_figure(**one, **at, **({"variables": metrics} if metrics else {}))
+        except ValueError as err:
+            raise _in_flags(err, datasets[0][0]) from None
     if kind == "layers":
         name, ds = datasets[0] if len(datasets) == 1 else (None, None)
         if ds is None or _kind_of(ds) != "layers":

@@ -161,6 +161,22 @@ def test_titles_name_the_selection_and_seeds_are_never_taken_silently(history):
     assert "seed 2" in one.layout.title.subtitle.text
 
 
+@pytest.mark.parametrize("draw", [gram_figure, geometry_figure, group_bars_figure])
+def test_a_seed_the_history_does_not_hold_is_refused_by_the_api(draw):
+    one = make_history(method="coop", seed=0, epochs=1)  # a single-seed run: the seed is an attribute
+    with pytest.raises(ValueError, match=r"^seed=2 is not in this history; it holds seeds \[0\]$"):
+        draw(one, eval_set="base", seed=2)
+    assert "seed 0" in draw(one, eval_set="base", seed=0).layout.title.subtitle.text
+    stacked = make_history(method="coop", seeds=[0, 1], epochs=1)
+    with pytest.raises(ValueError, match=r"^seed=2 is not in this history; it holds seeds \[0, 1\]$"):
+        draw(stacked, eval_set="base", seed=2)
+    report = make_report(num_classes=4, seed=1)  # records no seed and no evaluation set
+    with pytest.raises(ValueError, match=r"^seed=1: this dataset records no seed"):
+        draw(report, seed=1)
+    with pytest.raises(ValueError, match=r"^eval_set='base': this dataset has a single evaluation set"):
+        draw(report, eval_set="base")
+
+
 def test_minmax_band_is_the_range_over_seeds(history):
     fig = trajectory_figure(history, metrics=["hm"], band="minmax")
     band = next(t for t in fig.data if t.fill == "toself")
@@ -262,7 +278,8 @@ def test_cli_options_reach_the_figures(saved, three_coop):
         (["{report}", "--kind", "gram", "--dims", "3"], "--dims does not apply to --kind gram"),
         (["{report}", "--kind", "geometry", "--cross"], "--cross does not apply to --kind geometry"),
         (["{history}", "--kind", "gram"], "pass --seed to choose one"),
-        (["{history}", "--kind", "gram", "--seed", "7"], "--seed 7"),
+        (["{history}", "--kind", "gram", "--seed", "7"], "--seed 7 is not in this history; it holds seeds [0, 1, 2]"),
+        (["{report}", "--kind", "groups", "--seed", "1"], "--seed 1: this dataset records no seed"),
         (["{history}", "--kind", "gram", "--seed", "0", "--eval-set", "all"], "holds eval sets"),
         (["{history}", "--kind", "trajectory", "--epoch", "1"], "--epoch does not apply"),
         (["{report}", "--kind", "gram", "--label", "x"], "--label does not apply"),
