@@ -251,11 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     cfg, args = _config_from(args)
     if args.evaluate:
-        from .api import evaluate
+        from .api import evaluate, strict_json
 
         if not cfg.output_dir:
             raise ValueError("--evaluate needs --output_dir (the run folder to evaluate)")
-        print(json.dumps(evaluate(cfg.output_dir, checkpoint=args.checkpoint), indent=2, default=str))
+        found = evaluate(cfg.output_dir, checkpoint=args.checkpoint)
+        print(json.dumps(strict_json(found), indent=2, allow_nan=False))  # NaN is null: strict JSON
         return 0
     from .api import train
 

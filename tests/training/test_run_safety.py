@@ -159,6 +159,16 @@ def test_a_regularizers_buffers_follow_reg_to_not_model_to():
     assert "regularizers are not submodules of the model" in doc and "reg.to(torch.float64)`` moves them" in doc
 
 
+def test_evaluate_on_the_command_line_prints_strict_json(monkeypatch, tmp_path, capsys):
+    from ncprobe.training import api
+
+    found = {"checkpoint": str(tmp_path / "c.pt"), "epoch": 1, "accuracy": {"all": float("nan")}, "metrics": {}}
+    monkeypatch.setattr(api, "evaluate", lambda run_dir, checkpoint=None: found)
+    capsys.readouterr()
+    assert main(["train", "--preset", "testbed-coop-b2n", "--evaluate", "--output_dir", str(tmp_path)]) == 0
+    assert _strict_json(capsys.readouterr().out)["accuracy"] == {"all": None}
+
+
 def test_targets_choose_the_evaluated_sets_and_unknown_ones_list_the_valid_ones():
     cfg = resolve_config(fast("testbed-coop-xd", **{"data.targets": ["testbed-shifted"]}))
     task = build_task(cfg.data, protocol=cfg.data.protocol, seed=1, image_size=32)
