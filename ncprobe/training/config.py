@@ -197,8 +197,8 @@ class TrainConfig:
     )
     progress: bool | None = _f(
         None,
-        help="progress bars (None: only on a terminal; False: none); the one-line summary per epoch is printed "
-        "either way",
+        help="progress output (None: bars only on a terminal, a one-line summary per epoch always, so a logged "
+        "run is readable; True: bars and summaries; False: quiet, neither)",
     )
     preset: str | None = _f(None, help="the preset this config started from (informational)")
 

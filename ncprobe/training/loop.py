@@ -387,10 +387,11 @@ class Engine:
         return self.records
 
     def _summary(self, rec: EpochRecord) -> None:
-        """One line per epoch on rank 0, with or without bars (``progress`` silences the bars only), so that a
-        logged run reads epoch by epoch: loss, accuracies (and their harmonic mean on base-to-novel), and the
-        NC metrics that can move for the method (:data:`SUMMARY_METRICS`)."""
-        if not self.p.info.is_main:
+        """One line per epoch on rank 0, with or without bars (``progress=None`` draws bars only on a terminal,
+        and a logged run still reads epoch by epoch; ``progress=False`` is a quiet run: no bars, no lines): loss,
+        accuracies (and their harmonic mean on base-to-novel), and the NC metrics that can move for the method
+        (:data:`SUMMARY_METRICS`)."""
+        if not self.p.info.is_main or self.p.progress is False:
             return
         acc = "  ".join(f"{k} {v:.3f}" for k, v in rec.accuracy.items())
         hm = ""

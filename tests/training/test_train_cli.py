@@ -144,11 +144,14 @@ def test_the_epoch_line_is_printed_without_bars_and_shows_what_moves(frozen, sho
     rec = EpochRecord(epoch=2, losses={"loss": 0.5}, train_accuracy=0.9, accuracy={"base": 0.8, "novel": 0.6})
     for metric in ("nc1", "t2i_text_etf_error", "t2i_cross_etf_error"):
         rec.scalars[metric] = {"base": 0.25, "novel": 0.5}
-    plan = SimpleNamespace(info=DistInfo(), progress=False, epochs=3, frozen_image_features=frozen)
-    Engine._summary(SimpleNamespace(p=plan), rec)
+    plan = SimpleNamespace(info=DistInfo(), progress=None, epochs=3, frozen_image_features=frozen)
+    Engine._summary(SimpleNamespace(p=plan), rec)  # progress=None: no bars off a terminal, the line all the same
     out = capsys.readouterr().out
     assert out.startswith("epoch   2/3  loss 0.5000") and "hm 0.686" in out
     assert shown in out and "cross_etf[novel] 0.5" in out and hidden not in out
+    plan.progress = False  # a quiet run: neither bars nor lines
+    Engine._summary(SimpleNamespace(p=plan), rec)
+    assert capsys.readouterr().out == ""
 
 
 def test_none_restores_an_open_field_with_choices():
