@@ -5,7 +5,8 @@ Nothing here computes geometry. Inputs are an :class:`~ncprobe.core.report.NCRep
 out of a history (an epoch, an evaluation set, a seed: never the first seed by default) without changing any
 value, and :func:`select_report` also says what it selected, for the figure's subtitle. :func:`variant_label`
 names a run by method and regularizers; :func:`fit_width` and :func:`legend_below` keep figures within a
-1,400 px window; :data:`LOG_AXIS` labels log ticks with their values.
+1,400 px window; :func:`header_note` writes a note above the plot area; :data:`LOG_AXIS` labels log ticks
+with their values.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "report_dataset",
     "select_report",
     "with_subtitle",
+    "header_note",
     "class_labels",
     "class_groups",
     "class_colors",
@@ -215,6 +217,38 @@ def with_subtitle(title: str, subtitle: str) -> dict:
     if subtitle:
         out["subtitle"] = {"text": subtitle}
     return out
+
+
+def header_note(
+    fig: Any,
+    text: str,
+    *,
+    align: str = "left",
+    yshift: float = 34,
+    y: float = 1.0,
+    size: int = 12,
+    color: str | None = None,
+    name: str | None = None,
+) -> None:
+    """Add a one-line note above the plot area: at the left (``align="left"``) or right edge, anchored at its
+    bottom ``yshift`` px above paper height ``y``, no arrow (the groups figure's "no groups" note, the
+    correlation figure's interval note, the geometry figure's marker key)."""
+    font: dict[str, Any] = {"size": size}
+    if color:
+        font["color"] = color
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=0.0 if align == "left" else 1.0,
+        y=y,
+        yshift=yshift,
+        xanchor=align,
+        yanchor="bottom",
+        showarrow=False,
+        font=font,
+        **({"name": name} if name else {}),
+    )
 
 
 def fit_width(width: int | None, natural: float) -> int:

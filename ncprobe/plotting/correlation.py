@@ -17,7 +17,16 @@ from plotly.subplots import make_subplots
 
 from ncprobe.core import catalog
 
-from ._common import fit_width, legend_below, metric_axis, metric_title, run_attrs, run_colors, variant_label
+from ._common import (
+    fit_width,
+    header_note,
+    legend_below,
+    metric_axis,
+    metric_title,
+    run_attrs,
+    run_colors,
+    variant_label,
+)
 from .runs import history_runs
 from .stats import correlate, is_constant
 
@@ -275,18 +284,7 @@ def correlation_figure(
         margin={"t": 190, "b": 90},
         legend=legend_below(height, gap=70),
     )
-    fig.add_annotation(
-        text=ci,
-        xref="paper",
-        yref="paper",
-        x=1,
-        y=1,
-        yshift=118,
-        xanchor="right",
-        yanchor="bottom",
-        showarrow=False,
-        font={"size": 11, "color": "#555"},
-    )
+    header_note(fig, ci, align="right", yshift=118, size=11, color="#555")
     return fig
 
 

@@ -12,7 +12,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._common import GROUP_SYMBOLS, class_colors, class_groups, class_labels, fit_width, select_report, with_subtitle
+from ._common import (
+    GROUP_SYMBOLS,
+    class_colors,
+    class_groups,
+    class_labels,
+    fit_width,
+    header_note,
+    select_report,
+    with_subtitle,
+)
 
 __all__ = ["geometry_figure"]
 
@@ -170,17 +179,7 @@ def geometry_figure(
     if groups:
         marks = {"circle": "●", "square": "■", "diamond": "◆", "x": "✕"}
         key = "   ".join(f"{marks[GROUP_SYMBOLS.get(g, 'circle')]} {g}" for g in dict.fromkeys(groups))
-        fig.add_annotation(
-            text=f"markers: {key}",
-            xref="paper",
-            yref="paper",
-            x=1.0,
-            y=1.1,
-            xanchor="right",
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 12},
-        )
+        header_note(fig, f"markers: {key}", align="right", y=1.1, yshift=0)
     _axes(fig, dims, len(titles))
     fig.update_layout(
         title=with_subtitle(title or "Class geometry on the class means' principal axes", selected),

@@ -14,6 +14,7 @@ from ._common import (
     class_groups,
     class_labels,
     fit_width,
+    header_note,
     metric_axis,
     metric_title,
     run_attrs,
@@ -141,19 +142,7 @@ def group_bars_figure(
                 )
                 fig.update_yaxes(**metric_axis(name, full=name.endswith("accuracy")), row=2, col=col)
     if not has_groups:
-        fig.add_annotation(
-            text=no_groups_note(ds),
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=1.0,
-            yshift=34,
-            xanchor="left",
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 12, "color": "#8a4b00"},
-            name="no groups",
-        )
+        header_note(fig, no_groups_note(ds), color="#8a4b00", name="no groups")
     default = (
         "Per class and per head / medium / tail group" if has_groups else "Per class (no head / medium / tail groups)"
     )

@@ -110,6 +110,27 @@ def test_groups_figure_of_a_balanced_history_says_why():
     assert {t.marker.color for t in fig.data} == {"#0072B2"}  # no misleading head/medium/tail colours
 
 
+def test_notes_above_the_plot_come_from_one_helper():
+    from ncprobe.plotting._common import header_note
+
+    def helper(**kw) -> dict:
+        fig = go.Figure()
+        header_note(fig, "note", **kw)
+        return fig.layout.annotations[0].to_plotly_json()
+
+    def drawn(fig, text: str) -> dict:
+        return {**next(a for a in fig.layout.annotations if text in a.text).to_plotly_json(), "text": "note"}
+
+    left, right = helper(), helper(align="right", yshift=118)
+    assert (left["x"], left["xanchor"], right["x"], right["xanchor"]) == (0.0, "left", 1.0, "right")
+    assert left["yanchor"] == "bottom" and left["yshift"] == 34 and left["showarrow"] is False
+    groups = group_bars_figure(make_history(method="coop", epochs=1), eval_set="base")
+    assert drawn(groups, "no head/medium/tail") == helper(color="#8a4b00", name="no groups")
+    table = runs_table([make_history(method="coop", epochs=1, seed=s) for s in (0, 1, 2)])
+    corr = correlation_figure(table, metric="t2i_text_etf_error", accuracies=["hm"], n_resamples=50)
+    assert drawn(corr, "percentile-bootstrap") == helper(align="right", yshift=118, size=11, color="#555")
+
+
 # ------------------------------------------------------------------------------------------------ runs_table
 def test_runs_table_tells_regularized_runs_from_plain_ones():
     plain = make_history(method="coop", epochs=1)
