@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -42,6 +43,7 @@ __all__ = [
     "read_json",
     "file_sha256",
     "stable_hash",
+    "silence_stdout",
 ]
 
 
@@ -211,3 +213,16 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     """A short, stable hex digest of a JSON-serialisable object (keys sorted), for cache keys."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def silence_stdout() -> None:
+    """Point the process's stdout at the null device, so that Python's flush at exit does not raise into a pipe
+    whose reader has gone (``ncprobe train --list-presets | head``); a stdout that is no file (captured) is left
+    alone. It opens no file of the user's: the one write-mode open outside the atomic helpers lives here."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    finally:
+        os.close(devnull)

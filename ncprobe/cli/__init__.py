@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
+from .._io import silence_stdout
 from ._common import CLIError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -71,25 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ncprobe: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader closed the pipe (``ncprobe train --list-presets | head``): not an error
-        _silence_stdout()
+        silence_stdout()
         return 0
     except _expected_errors() as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"ncprobe: error: {message}", file=sys.stderr)
         return 2
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so Python's flush at exit does not raise into a closed pipe again."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a file (captured in tests): nothing to flush into a pipe
-        pass
-    finally:
-        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover
