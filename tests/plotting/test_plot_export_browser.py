@@ -207,7 +207,8 @@ OPTION_PAGES = {
     "trajectory-seed": (["{history}", "--kind", "trajectory", "--seed", "2", "--metrics", "hm"], ["seed 2"]),
     "correlation": (
         ["{runs}", "--kind", "correlation", "--metrics", "nc1", "--epoch", "1", "--eval-set", "novel"],
-        ["NC on eval set novel", "CoOp · seed 2"],
+        ["NC on eval set novel", "CoOp · 3 runs"],  # drawn text (a run label sits only in the figure's JSON,
+        # which plotly writes with or without \u escapes depending on whether orjson is installed)
     ),
 }
 
