@@ -29,11 +29,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).parents[1] / "ncprobe"
 
 #: (module, module it names under ``if TYPE_CHECKING:``) pairs that may point back up, and why.
-ANNOTATION_BACK_REFERENCES = {
-    # FewShotManifest.from_dataset records a PreparedDataset (read by attribute) and resolve_manifest takes
-    # the readers' RawSplits; the pipeline builds both on the manifest, so the names appear in annotations only.
-    ("ncprobe.data.manifest", "ncprobe.data.pipeline"),
-}
+#: None today: data.manifest names what it reads of a prepared dataset and of a reader's splits as protocols
+#: (PreparedLike, SplitsLike) instead of importing data.pipeline's classes for its annotations.
+ANNOTATION_BACK_REFERENCES: set[tuple[str, str]] = set()
 
 
 def module_names(package: Path) -> dict[str, Path]:

@@ -48,7 +48,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -58,8 +58,35 @@ from ncprobe.data.errors import FewShotFileError, ManifestMismatchError
 from ncprobe.data.imbalance import ImbalanceResult, ImbalanceSpec
 from ncprobe.data.items import Item, class_counts, classnames_from_splits
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ncprobe.data.pipeline import PreparedDataset, RawSplits
+
+class PreparedLike(Protocol):
+    """What a manifest reads of a prepared dataset, by attribute (:class:`ncprobe.data.pipeline.PreparedDataset`,
+    which the pipeline builds on this module, has them all; naming the protocol here keeps the data flowing one
+    way: pipeline -> manifest)."""
+
+    name: str
+    dataset_dir: Path
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    classnames: list[str]
+    template: str
+    num_shots: int
+    seed: int | None
+    subsample: str
+    imbalance: ImbalanceResult | None
+    loader: str
+
+
+class SplitsLike(Protocol):
+    """What :func:`resolve_manifest` reads of a reader's full splits (:class:`ncprobe.data.pipeline.RawSplits`)."""
+
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    val_mode: str
+    source: str
+
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -87,7 +114,7 @@ LOADERS: tuple[str, ...] = ("load_dataset", "load_image_folder")
 #: ``{loader: load(manifest, root, **options)}``, filled by the modules that define the readers
 #: (:mod:`ncprobe.data.registry`, :mod:`ncprobe.data.image_dataset`) through :func:`register_manifest_loader`:
 #: they stand on this module, so this module cannot import them. ``import ncprobe.data`` imports both.
-_MANIFEST_LOADERS: dict[str, Callable[..., PreparedDataset]] = {}
+_MANIFEST_LOADERS: dict[str, Callable[..., PreparedLike]] = {}
 _IMBALANCE_SPEC_KEYS = ("profile", "ratio", "mu", "seed", "n_max", "group_method")
 _IMBALANCE_ARRAY_KEYS = ("labels", "ranks", "target_counts", "counts", "groups")
 
@@ -427,7 +454,7 @@ class FewShotManifest:
     # ------------------------------------------------------------------ from / to datasets
     @classmethod
     def from_dataset(
-        cls, dataset: "PreparedDataset", root: str | os.PathLike | None = None, *, hash_files: bool = False
+        cls, dataset: PreparedLike, root: str | os.PathLike | None = None, *, hash_files: bool = False
     ) -> "FewShotManifest":
         """The manifest of a prepared dataset's train (and val) selection.
 
@@ -493,7 +520,7 @@ class FewShotManifest:
             Item(str(root.joinpath(*PurePosixPath(rel).parts)), label, self.classnames[label]) for rel, label in rows
         ]
 
-    def load_dataset(self, root: str | os.PathLike, **options: Any) -> "PreparedDataset":
+    def load_dataset(self, root: str | os.PathLike, **options: Any) -> PreparedLike:
         """The dataset this manifest describes, read from ``root``.
 
         ``root`` is CoOp's ``$DATA`` for ``loader="load_dataset"`` manifests and the dataset folder
@@ -509,7 +536,7 @@ class FewShotManifest:
         return _MANIFEST_LOADERS[self.loader](self, root, **options)
 
 
-def register_manifest_loader(loader: Loader, load: Callable[..., PreparedDataset]) -> None:
+def register_manifest_loader(loader: Loader, load: Callable[..., PreparedLike]) -> None:
     """Register ``load(manifest, root, **options)`` as the reader of manifests whose ``loader`` is ``loader``.
 
     Called once by each reader's own module (``load_dataset`` by :mod:`ncprobe.data.registry`,
@@ -526,7 +553,7 @@ def load_manifest(path: str | os.PathLike) -> FewShotManifest:
 
 
 def export_manifest(
-    dataset: "PreparedDataset",
+    dataset: PreparedLike,
     path: str | os.PathLike,
     *,
     root: str | os.PathLike | None = None,
@@ -558,7 +585,7 @@ def _first(items: Sequence[Any], n: int = 5) -> str:
 
 def resolve_manifest(
     manifest: FewShotManifest,
-    raw: "RawSplits",
+    raw: SplitsLike,
     *,
     name: str,
     dataset_dir: str | os.PathLike,
