@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from _machine import cpu_name, usable_cpus  # benchmarks/_machine.py (scripts run from this folder)
+
 #: (label, Python code run with ``python -c``).
 CASES = [
     ("ncprobe --help (floor)", "main(['--help'])"),
@@ -43,24 +45,6 @@ _WRAP = (
 )
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
 def _run(code: str) -> tuple[float, bool]:
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _WRAP.format(code=code)], capture_output=True, text=True, check=True)
@@ -72,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per command (median reported)")
     args = parser.parse_args()
 
-    print(f"{_cpu_name()}, {_usable_cpus()} usable CPUs, Python {platform.python_version()}, load {os.getloadavg()}")
+    print(f"{cpu_name()}, {usable_cpus()} usable CPUs, Python {platform.python_version()}, load {os.getloadavg()}")
     print(f"{'command':<42} | {'median [s]':>10} | {'min [s]':>8} | torch")
     print("-" * 74)
     for label, code in CASES:

@@ -12,34 +12,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import platform
 import statistics
 import time
 
 import open_clip
 import torch
+from _machine import cpu_name, usable_cpus  # benchmarks/_machine.py (scripts run from this folder)
 
 from ncprobe.models import CLIPBundle, weights_digest
 from ncprobe.models.features import image_encoder_key
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -70,7 +52,7 @@ def main() -> None:
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     images = torch.randn(args.batch, 3, size, size)
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
 
     flat = torch.cat([p.detach().reshape(-1) for p in model.visual.parameters()]).numpy()
 
@@ -99,7 +81,7 @@ def main() -> None:
     ]
     print(f"{args.model} (open_clip {open_clip.__version__}, random init, float32)")
     print(
-        f"CPU: {_cpu_name()}, {cpus} usable cores; torch {torch.__version__} "
+        f"CPU: {cpu_name()}, {cpus} usable cores; torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); Python {platform.python_version()}"
     )
     print(f"median of {args.repeats} runs after a warm-up\n")
