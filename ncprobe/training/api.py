@@ -19,7 +19,6 @@ stack along a ``seed`` dimension. Every JSON file is strict JSON: a value that i
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncprobe._io import atomic_path
+from ncprobe._io import atomic_write_json
 from ncprobe._version import __version__
 from ncprobe.core.report import save_dataset
 
@@ -79,8 +78,7 @@ def strict_json(value: Any) -> Any:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(strict_json(data), indent=2, sort_keys=True, allow_nan=False))
+    atomic_write_json(path, strict_json(data), sort_keys=True)
 
 
 def _prepare_folder(run_dir: Path, cfg: TrainConfig, resume: bool) -> None:
