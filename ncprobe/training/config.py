@@ -372,13 +372,18 @@ def config_fields(cls: type = TrainConfig, prefix: str = "") -> Iterator[FieldIn
 
 
 #: Fields that say where or how a run is shown, not what it computes.
-_NOT_IDENTITY = ("output_dir", "resume", "progress", "preset")
+#: Fields (dotted paths) that do not change a run's results: its folder, its display, how a missing split file is
+#: made (the split file itself is the identity).
+_NOT_IDENTITY = ("output_dir", "resume", "progress", "preset", "data.create_split")
 
 
 def config_hash(config: TrainConfig) -> str:
     """A stable digest of everything that determines a run's results (not its folder or display)."""
     data = config.to_dict()
-    for key in _NOT_IDENTITY:
-        data.pop(key, None)
-    data["data"].pop("create_split", None)  # how a missing split file is made; the split file is the identity
+    for path in _NOT_IDENTITY:
+        *sections, key = path.split(".")
+        node = data
+        for section in sections:
+            node = node[section]
+        node.pop(key, None)
     return stable_hash(data, length=16)
