@@ -8,6 +8,7 @@ on this module, and :func:`.tasks.build_task` dispatches to either, so imports r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,11 +16,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ncprobe.data import FewShotManifest, ImbalanceSpec
+from ncprobe.data import DATASETS, FewShotManifest, ImbalanceSpec, resolve_name
+from ncprobe.testbed.benchmark import CLASSES as TESTBED_CLASSES
 
 from .config import DataConfig
 
-__all__ = ["DEFAULT_SHOTS", "EvalSet", "Task", "num_shots", "imbalance_spec", "protocol_subsamples", "draw_subsample"]
+__all__ = [
+    "DEFAULT_SHOTS",
+    "EvalSet",
+    "Task",
+    "num_shots",
+    "imbalance_spec",
+    "protocol_subsamples",
+    "draw_subsample",
+    "training_class_count",
+]
 
 
 #: Shots per class when neither the config nor a manifest gives them (CoOp's 16).
@@ -109,3 +120,16 @@ def draw_subsample(train_subsample: str, classes: str) -> str:
     if classes not in ("train", "all"):
         raise ValueError(f"classes must be 'train' or 'all', got {classes!r}")
     return train_subsample if classes == "train" else "all"
+
+
+def training_class_count(data: DataConfig) -> int | None:
+    """How many classes a run of ``data`` trains on, known without reading the data: the dataset's classes, or the
+    base half (the first ``ceil(C/2)``, CoOp's split) under base-to-novel; ``None`` for an unregistered dataset."""
+    if data.dataset == "testbed":
+        total = len(TESTBED_CLASSES)
+    else:
+        spec = DATASETS.get(resolve_name(data.dataset))
+        if spec is None:
+            return None
+        total = spec.num_classes
+    return math.ceil(total / 2) if data.protocol == "base_to_novel" else total

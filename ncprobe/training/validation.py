@@ -22,19 +22,17 @@ Advice is written as command-line flags (``--data.root DIR``), the form the YAML
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ncprobe.data import DATASETS, FewShotManifest, load_manifest, resolve_name
-from ncprobe.testbed.benchmark import CLASSES as TESTBED_CLASSES
+from ncprobe.data import FewShotManifest, load_manifest, resolve_name
 
 from .config import TrainConfig, load_config
 from .methods import METHODS, get_method
 from .preflight import dataset_problems, folder_problems, weights_problem
 from .protocols import PROTOCOLS, published
 from .regularizers import REGULARIZERS, build_regularizer
-from .task_spec import DEFAULT_SHOTS, protocol_subsamples
+from .task_spec import DEFAULT_SHOTS, protocol_subsamples, training_class_count
 from .testbed_tasks import TESTBED_OOD_TARGETS, TESTBED_TARGETS
 
 __all__ = [
@@ -271,11 +269,8 @@ def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) 
 
 
 def _class_count_problem(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) -> None:
-    total = (
-        len(TESTBED_CLASSES) if cfg.data.dataset == "testbed" else DATASETS[resolve_name(cfg.data.dataset)].num_classes
-    )
-    classes = math.ceil(total / 2) if cfg.data.protocol == "base_to_novel" else total  # base: the first half
-    if manifest.num_classes != classes:
+    classes = training_class_count(cfg.data)
+    if classes is not None and manifest.num_classes != classes:
         out.add(
             f"data.manifest {cfg.data.manifest} lists {manifest.num_classes} classes but {cfg.data.dataset} under "
             f"protocol {cfg.data.protocol!r} trains {classes}: use a manifest of this dataset and protocol"

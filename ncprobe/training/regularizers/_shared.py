@@ -12,6 +12,8 @@ import torch
 from ncprobe.core.anchors import select_anchors
 from ncprobe.core.geometry import normalize_rows
 
+from ..task_spec import training_class_count
+
 __all__ = [
     "TRAINABLE_METHODS",
     "expected_classes_and_dim",
@@ -43,22 +45,7 @@ def check_weight(value: Any, name: str) -> float:
 def expected_classes_and_dim(config: Any) -> tuple[int | None, int | None]:
     """The training class count and the embedding dimension a run of ``config`` will have, when they are known
     without loading the model or the data (``None`` otherwise)."""
-    classes: int | None = None
-    total: int | None = None
-    if config.data.dataset == "testbed":
-        try:
-            from ncprobe.testbed.benchmark import CLASSES
-
-            total = len(CLASSES)
-        except ImportError:  # another benchmark version: checked again in setup
-            total = None
-    else:
-        from ncprobe.data import DATASETS, resolve_name
-
-        spec = DATASETS.get(resolve_name(config.data.dataset))
-        total = None if spec is None else spec.num_classes
-    if total is not None:
-        classes = math.ceil(total / 2) if config.data.protocol == "base_to_novel" else total
+    classes = training_class_count(config.data)
     dim: int | None = None
     if config.model.name == "testbed":
         from ncprobe.testbed.model import EMBED_DIM
