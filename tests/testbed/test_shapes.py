@@ -104,6 +104,15 @@ def test_render_is_deterministic_and_independent_of_global_rng():
         S.render_shapes([0, 36], seed=0)
     with pytest.raises(ValueError):
         S.render_shapes([[0, 1]], seed=0)
+    with pytest.raises(TypeError):
+        S.render_shapes(torch.tensor([0.0, 1.0]), seed=0)
+
+
+def test_render_does_not_depend_on_the_chunk_size(monkeypatch):
+    y = _per_class(3)
+    whole = S.render_shapes(y, seed=5)
+    monkeypatch.setattr(S, "_CHUNK", 7)
+    assert torch.equal(whole, S.render_shapes(y, seed=5))
 
 
 def test_dominant_channel_inside_the_shape_is_its_colour(drawn):
