@@ -11,16 +11,10 @@ correction, and claims that check themselves. Plain numpy, scipy and pandas; see
 """
 
 from .claims import ClaimError, Confirmed, claim, claim_between, claim_interval_excludes_zero, claim_significant
-from .correlation import (
-    CorrelationResult,
-    WithinBetween,
-    correlation,
-    fisher_interval,
-    is_constant,
-    within_between,
-)
+from .correlation import CorrelationResult, correlation, correlation_p_value, fisher_interval, is_constant
 from .multiple import holm, holm_adjust
 from .paired import PairedDifference, SignFlipTest, paired_difference, sign_flip_test
+from .within import WithinBetween, within_between
 
 __all__ = [
     "ClaimError",
@@ -34,6 +28,7 @@ __all__ = [
     "claim_interval_excludes_zero",
     "claim_significant",
     "correlation",
+    "correlation_p_value",
     "fisher_interval",
     "holm",
     "holm_adjust",

@@ -6,8 +6,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["as_labeled_vector", "as_pairs", "decimals_for", "fmt_p", "fmt_signed", "fmt_fixed", "check_confidence"]
+__all__ = [
+    "as_labeled_vector",
+    "as_pairs",
+    "decimals_for",
+    "fmt_p",
+    "fmt_signed",
+    "fmt_fixed",
+    "check_confidence",
+    "prepare_pairs",
+]
 
 
 def _is_series(values) -> bool:
@@ -122,3 +132,32 @@ def fmt_p(p: float) -> str:
     if not np.isfinite(p):
         return "nan"
     return f"{p:.2g}"
+
+
+def prepare_pairs(x, y, clusters=None, nan_policy: str = "raise"):
+    """``(x, y, cluster codes or None)`` as float64 vectors (see :func:`as_pairs`); non-finite pairs raise
+    a ``ValueError`` naming them (``nan_policy="raise"``) or are left out (``"omit"``); cluster labels are
+    factorized to ``0..G−1`` (a missing label is an error).
+
+    >>> prepare_pairs([1, 2, float("nan")], [3, 4, 5], ["s0", "s1", "s1"], nan_policy="omit")[2].tolist()
+    [0, 1]
+    """
+    if nan_policy not in ("raise", "omit"):
+        raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
+    x, y, labels = as_pairs(x, y, ("x", "y"))
+    codes = None
+    if clusters is not None:
+        codes, _ = pd.factorize(np.asarray(clusters, dtype=object).ravel(), use_na_sentinel=True)
+        if codes.size != x.size:
+            raise ValueError(f"clusters has {codes.size} labels for {x.size} pairs")
+        if (codes < 0).any():
+            raise ValueError(f"clusters has missing labels at {[labels[i] for i in np.flatnonzero(codes < 0)]}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.all():
+        if nan_policy == "raise":
+            bad = [labels[i] for i in np.flatnonzero(~ok)]
+            raise ValueError(f"NaN or inf in x or y at {bad}; drop them explicitly or pass nan_policy='omit'")
+        x, y = x[ok], y[ok]
+        if codes is not None:
+            codes = pd.factorize(codes[ok])[0]
+    return x, y, codes

@@ -4,7 +4,7 @@ Every result carries a Fisher-z interval and prints ``n``. A bootstrap interval 
 printed beside the Fisher-z one: a percentile bootstrap over fewer than 20 runs is too narrow (it cannot
 see beyond the few values it resamples), so the printed result then says "bootstrap over n < 20 runs: read
 the Fisher-z interval". Runs that share a seed are not independent: ``clusters`` resamples whole seeds.
-:func:`within_between` separates what varies between conditions from what varies within them.
+:func:`ncprobe.stats.within.within_between` separates what varies between conditions from what varies within them.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 from scipy import stats as sps
 
-from ._common import as_pairs, check_confidence, fmt_p
+from ._common import check_confidence, fmt_p, prepare_pairs
 
 __all__ = [
     "CorrelationResult",
-    "WithinBetween",
     "correlation",
-    "within_between",
+    "correlation_p_value",
     "fisher_interval",
     "is_constant",
     "CONSTANT_RTOL",
@@ -77,8 +75,13 @@ def fisher_interval(r: float, n_eff: float, confidence: float = 0.95, *, spearma
     return math.tanh(z - q * se), math.tanh(z + q * se)
 
 
-def _p_value(r: float, df: int) -> float:
-    """Two-sided p of ``t = r √(df / (1 − r²))`` with ``df`` degrees of freedom (as scipy's pearsonr)."""
+def correlation_p_value(r: float, df: int) -> float:
+    """Two-sided p of ``t = r √(df / (1 − r²))`` with ``df`` degrees of freedom (as scipy's pearsonr):
+    ``df = n − 2`` for a plain correlation, ``N − G − 1`` within G conditions.
+
+    >>> round(correlation_p_value(0.5, 28), 4)
+    0.0049
+    """
     if not np.isfinite(r) or df < 1:
         return float("nan")
     if abs(r) >= 1:
@@ -105,7 +108,7 @@ class CorrelationResult:
     boot: str | None = None  # None, "percentile" (pairs resampled) or "cluster" (whole clusters resampled)
     n_boot: int = 0
     n_units: int = 0  # units the bootstrap resampled: n runs, or the number of clusters
-    scope: str = ""  # "between G conditions (means)" / "within G conditions" for within_between
+    scope: str = ""  # "between G conditions (means)" / "within G conditions" (within.within_between)
     reason: str | None = None  # why r is undefined
 
     @property
@@ -233,28 +236,6 @@ def _bootstrap(x, y, codes, n_clusters, *, method, confidence, n_boot, seed) -> 
     return float(lo), float(hi)
 
 
-def _prepare(x, y, clusters, nan_policy):
-    if nan_policy not in ("raise", "omit"):
-        raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
-    x, y, labels = as_pairs(x, y, ("x", "y"))
-    codes = None
-    if clusters is not None:
-        codes, _ = pd.factorize(np.asarray(clusters, dtype=object).ravel(), use_na_sentinel=True)
-        if codes.size != x.size:
-            raise ValueError(f"clusters has {codes.size} labels for {x.size} pairs")
-        if (codes < 0).any():
-            raise ValueError(f"clusters has missing labels at {[labels[i] for i in np.flatnonzero(codes < 0)]}")
-    ok = np.isfinite(x) & np.isfinite(y)
-    if not ok.all():
-        if nan_policy == "raise":
-            bad = [labels[i] for i in np.flatnonzero(~ok)]
-            raise ValueError(f"NaN or inf in x or y at {bad}; drop them explicitly or pass nan_policy='omit'")
-        x, y = x[ok], y[ok]
-        if codes is not None:
-            codes = pd.factorize(codes[ok])[0]
-    return x, y, codes
-
-
 def correlation(
     x,
     y,
@@ -312,7 +293,7 @@ def correlation(
     confidence = check_confidence(confidence)
     if n_boot < 0:
         raise ValueError(f"n_boot must be ≥ 0, got {n_boot}")
-    x, y, codes = _prepare(x, y, clusters, nan_policy)
+    x, y, codes = prepare_pairs(x, y, clusters, nan_policy)
     n = x.size
     interval = "Fisher z" if method == "pearson" else "Fisher z, Bonett–Wright se"
     reason = "fewer than 3 pairs" if n < 3 else _constant_reason(x, y)
@@ -321,7 +302,7 @@ def correlation(
         return CorrelationResult(method, nan, n, nan, nan, nan, confidence, max(n - 2, 0), interval, reason=reason)
     r = _pearson(_ranks(x), _ranks(y)) if method == "spearman" else _pearson(x, y)
     lo, hi = fisher_interval(r, n, confidence, spearman=method == "spearman")
-    result = CorrelationResult(method, r, n, _p_value(r, n - 2), lo, hi, confidence, n - 2, interval)
+    result = CorrelationResult(method, r, n, correlation_p_value(r, n - 2), lo, hi, confidence, n - 2, interval)
     if n_boot:
         if codes is None:
             units, codes, kind = n, np.arange(n), "percentile"
@@ -330,87 +311,3 @@ def correlation(
         blo, bhi = _bootstrap(x, y, codes, units, method=method, confidence=confidence, n_boot=n_boot, seed=seed)
         result = replace(result, boot_low=blo, boot_high=bhi, boot=kind, n_boot=int(n_boot), n_units=units)
     return result
-
-
-@dataclass(frozen=True)
-class WithinBetween:
-    """The correlation between conditions (of condition means) and within them (see :func:`within_between`)."""
-
-    between: CorrelationResult
-    within: CorrelationResult
-
-    def __iter__(self):
-        return iter((self.between, self.within))
-
-    def __str__(self) -> str:
-        return f"{self.between}\n{self.within}"
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(str(self))}</pre>"
-
-
-def within_between(
-    x, y, condition, *, method: str = "pearson", confidence: float = 0.95, nan_policy: str = "raise"
-) -> WithinBetween:
-    """Split a correlation over runs into its between-condition and within-condition parts.
-
-    With N runs in G conditions (e.g. imbalance ratios, or methods), condition means ``x̄_g, ȳ_g``:
-
-    * **between**: the correlation of the G condition means (n = G; :func:`correlation`, no bootstrap);
-    * **within**: the pooled within-condition correlation of the deviations from the condition means,
-      ``r_w = Σ (x − x̄_g)(y − ȳ_g) / √(Σ (x − x̄_g)² · Σ (y − ȳ_g)²)``, the repeated-measures correlation of
-      Bland & Altman (1995), "Calculating correlation coefficients with repeated observations: Part 1 —
-      correlation within subjects", *BMJ* 310, 446. Its test has ``df = N − G − 1`` (the residual degrees
-      of freedom of y on x plus one intercept per condition): ``t = r_w √(df / (1 − r_w²))``. Its Fisher-z
-      interval uses ``n_eff = df`` in place of n, ``se = 1 / √(N − G − 4)``, as the rmcorr package does
-      (Bakdash & Marusich 2017, "Repeated measures correlation", *Front. Psychol.* 8, 456).
-
-    ``method="spearman"`` ranks x and y over all N runs first (average ranks), then applies the same split to
-    the ranks (the between part is the Spearman ρ of the condition means).
-
-    A strong correlation over all runs can come from the conditions alone (between) while nothing within a
-    condition follows it; reading both avoids that confusion (Simpson's paradox).
-
-    Returns
-    -------
-    WithinBetween
-        ``(between, within)``, each a :class:`CorrelationResult` (printed with its scope).
-
-    Example
-    -------
-    >>> x = [1.0, 2.0, 3.0, 11.0, 12.0, 13.0, 21.0, 22.0, 23.0]
-    >>> y = [3.0, 2.0, 1.0, 13.0, 12.0, 11.0, 23.0, 22.0, 21.0]
-    >>> between, within = within_between(x, y, ["a"] * 3 + ["b"] * 3 + ["c"] * 3)
-    >>> round(between.r, 2), between.n, round(within.r, 2), within.df
-    (1.0, 3, -1.0, 5)
-    """
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    confidence = check_confidence(confidence)
-    x, y, codes = _prepare(x, y, condition, nan_policy)
-    if codes is None:
-        raise ValueError("condition is required: one condition label per pair")
-    g = int(codes.max()) + 1 if codes.size else 0
-    counts = np.bincount(codes, minlength=g)
-    mx, my = np.bincount(codes, x, g) / counts, np.bincount(codes, y, g) / counts
-    between = correlation(mx, my, method=method, confidence=confidence, n_boot=0)
-    between = replace(between, scope=f"between {g} conditions (means)")
-    if method == "spearman":
-        x, y = _ranks(x), _ranks(y)
-        mx, my = np.bincount(codes, x, g) / counts, np.bincount(codes, y, g) / counts
-    n, df = x.size, x.size - g - 1
-    dx, dy = x - mx[codes], y - my[codes]
-    interval = "Fisher z, n_eff = N − G − 1" + (", Bonett–Wright se" if method == "spearman" else "")
-    scope = f"within {g} conditions"
-    reason = f"df = N − G − 1 = {df} < 1" if df < 1 else None
-    if reason is None:
-        flat = [nm for nm, d, v in (("x", dx, x), ("y", dy, y)) if np.abs(d).max() <= CONSTANT_RTOL * np.abs(v).max()]
-        reason = " and ".join(f"{nm} does not vary within conditions" for nm in flat) or None
-    if reason:
-        nan = float("nan")
-        within = CorrelationResult(method, nan, n, nan, nan, nan, confidence, df, interval, scope=scope, reason=reason)
-    else:
-        r = float(np.clip((dx * dy).sum() / math.sqrt(float((dx * dx).sum() * (dy * dy).sum())), -1.0, 1.0))
-        lo, hi = fisher_interval(r, df, confidence, spearman=method == "spearman")
-        within = CorrelationResult(method, r, n, _p_value(r, df), lo, hi, confidence, df, interval, scope=scope)
-    return WithinBetween(between, within)
