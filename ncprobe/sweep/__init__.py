@@ -1,0 +1,27 @@
+"""Sweeps: a grid of training runs on Slurm, local GPUs/CPUs or in this process, through submitit.
+
+``ncprobe.sweep(spec)`` / ``ncprobe sweep --spec sweep.yaml``: one folder per run under ``<sweep>/runs/``, named
+from what differs and keyed by the engine's config hash; finished runs are skipped, killed runs resume (the
+engine's exact resume), a folder holding another config is an error before anything is launched. See
+``docs/sweeps.md``.
+"""
+
+from __future__ import annotations
+
+from .api import STATES, SweepPlan, plan_sweep, sweep, sweep_status
+from .grid import GridRun, check_grid, expand_grid
+from .spec import ExecutorSpec, SweepSpec, load_spec
+
+__all__ = [
+    "STATES",
+    "ExecutorSpec",
+    "GridRun",
+    "SweepPlan",
+    "SweepSpec",
+    "check_grid",
+    "expand_grid",
+    "load_spec",
+    "plan_sweep",
+    "sweep",
+    "sweep_status",
+]
