@@ -1,4 +1,5 @@
-"""The ``ncprobe`` command line: ``measure``, ``demo``, ``quickstart``, ``testbed``, ``train``, ``plot``.
+"""The ``ncprobe`` command line: ``measure``, ``demo``, ``quickstart``, ``testbed``, ``train``, ``plot``, ``sweep``,
+``table``.
 
 Each sub-command lives in its own module here with two functions: ``add_parser(subparsers)``, which
 imports nothing heavy (so ``ncprobe --help`` never loads torch), and ``run(args)``, which imports what
@@ -27,6 +28,8 @@ COMMANDS = {
     "testbed": ".testbed",
     "train": ".train",
     "plot": ".plot",
+    "sweep": ".sweep",
+    "table": ".table",
 }
 
 
