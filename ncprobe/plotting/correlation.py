@@ -1,6 +1,8 @@
 """The correlation view: an NC metric against accuracy (base, novel, HM) across runs and imbalance ratios,
-with Pearson and Spearman coefficients and seeded bootstrap confidence intervals (NPT's central
-observation: more text-to-image collapse, better generalisation).
+with Pearson and Spearman coefficients, their Fisher-z intervals and n, and a seeded bootstrap interval
+beside them (NPT's central observation: more text-to-image collapse, better generalisation). The numbers
+come from :mod:`ncprobe.stats` (``docs/statistics.md``): a percentile bootstrap over fewer than 20 runs is
+never shown alone, and is starred.
 
 Input is a tidy ``pandas.DataFrame`` with one row per run (and seed); :func:`runs_table` builds it from
 training histories (``docs/history.md``).
@@ -130,15 +132,32 @@ def correlation_table(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    clusters: str | None = None,
 ) -> pd.DataFrame:
-    """Pearson and Spearman coefficients of ``metric`` with each accuracy column, with p-values and bootstrap
-    intervals: one row per (accuracy, method). What :func:`correlation_figure` annotates."""
-    _check_columns(table, metric, accuracies)
+    """Pearson and Spearman coefficients of ``metric`` with each accuracy column: one row per (accuracy,
+    method), what :func:`correlation_figure` annotates (:func:`ncprobe.stats.correlation`, rows with a
+    non-finite value left out and ``n`` counting the rest).
+
+    Columns: ``accuracy``, ``method``, ``r``, ``p_value`` (two-sided t test), ``ci_low``/``ci_high`` (the
+    Fisher-z interval; Spearman with the Bonett–Wright standard error), ``interval`` (its name), ``n``,
+    ``confidence``, ``boot_low``/``boot_high`` (seeded percentile bootstrap, ``n_resamples`` resamples; whole
+    clusters when ``clusters`` names a column such as ``"seed"``), ``bootstrap`` (``"percentile"`` or
+    ``"cluster"``), ``boot_units`` (runs or clusters resampled), ``small_bootstrap`` (fewer than 20 units:
+    read the Fisher-z interval) and ``label`` (the panel's text).
+    """
+    _check_columns(table, metric, accuracies, clusters)
+    groups = table[clusters] if clusters else None
     rows = []
     for acc in accuracies:
         for method in ("pearson", "spearman"):
             c = correlate(
-                table[metric], table[acc], method=method, confidence=confidence, n_resamples=n_resamples, seed=seed
+                table[metric],
+                table[acc],
+                method=method,
+                confidence=confidence,
+                n_resamples=n_resamples,
+                seed=seed,
+                clusters=groups,
             )
             rows.append(
                 {
@@ -148,16 +167,22 @@ def correlation_table(
                     "p_value": c.p_value,
                     "ci_low": c.ci_low,
                     "ci_high": c.ci_high,
+                    "interval": c.interval,
                     "n": c.n,
                     "confidence": confidence,
+                    "boot_low": c.boot_low,
+                    "boot_high": c.boot_high,
+                    "bootstrap": c.boot,
+                    "boot_units": c.n_units,
+                    "small_bootstrap": c.small_bootstrap,
                     "label": c.label(n=False),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _check_columns(table: pd.DataFrame, metric: str, accuracies: Sequence[str]) -> None:
-    missing = [c for c in (metric, *accuracies) if c not in table.columns]
+def _check_columns(table: pd.DataFrame, metric: str, accuracies: Sequence[str], clusters: str | None = None) -> None:
+    missing = [c for c in (metric, *accuracies, *([clusters] if clusters else [])) if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no columns {missing}; it has {list(table.columns)}")
 
@@ -172,13 +197,16 @@ def correlation_figure(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    clusters: str | None = None,
     fit: bool = True,
     title: str | None = None,
     width: int | None = None,
     height: int = 520,
 ) -> go.Figure:
-    """Scatter of ``metric`` (x) against each accuracy column (one panel each), with Pearson r and Spearman ρ,
-    their p-values and seeded percentile-bootstrap intervals written in each panel.
+    """Scatter of ``metric`` (x) against each accuracy column (one panel each), with Pearson r and Spearman ρ
+    written in each panel: the coefficient, its Fisher-z interval, the seeded bootstrap interval beside it
+    (``boot […]``, starred when it resamples fewer than 20 runs or clusters: read the Fisher-z interval), the
+    p-value, and n in the panel's title (:func:`correlation_table`).
 
     Parameters
     ----------
@@ -192,7 +220,10 @@ def correlation_figure(
         Columns mapped to marker colour (default the imbalance ratio) and symbol (default the ``variant``:
         method plus regularizers; a table without that column falls back to ``method``).
     confidence, n_resamples, seed:
-        Bootstrap settings (:func:`ncprobe.plotting.stats.bootstrap_ci`).
+        Interval level, bootstrap resamples and their seed (:func:`ncprobe.stats.correlation`).
+    clusters:
+        A column (e.g. ``"seed"``) whose values the bootstrap resamples whole (runs of one seed are not
+        independent); default: runs resampled one by one.
     fit:
         Draw the least-squares line over all points of a panel (never when x or y is constant: the panel
         then says the correlation is undefined, and its axis spans ±5 % around the constant).
@@ -217,7 +248,13 @@ def correlation_figure(
     if symbol == "variant" and "variant" not in table.columns:
         symbol = "method"
     stats = correlation_table(
-        table, metric=metric, accuracies=accuracies, confidence=confidence, n_resamples=n_resamples, seed=seed
+        table,
+        metric=metric,
+        accuracies=accuracies,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        clusters=clusters,
     )
     x_all = table[metric].to_numpy(float)
     titles = []
@@ -274,8 +311,13 @@ def correlation_figure(
         fig.update_yaxes(
             **_axis(acc, y_all, metric_axis(acc)), title_text="accuracy" if col == 1 else None, row=1, col=col
         )
-    ci = f"[…]: {confidence:.0%} percentile-bootstrap interval, {n_resamples} resamples, seed {seed}"
-    ci += "; p: two-sided t test"
+    level = f"{100 * confidence:g} %"
+    ci = f"[…]: {level} Fisher-z interval (ρ: Bonett–Wright se); p: two-sided t test"
+    how = f"whole {clusters}s resampled" if clusters else "runs resampled"
+    ci += f"<br>boot […]: {level} percentile-bootstrap interval, {how}, {n_resamples} resamples, seed {seed}"
+    if stats["small_bootstrap"].any():
+        units = f"{clusters}s" if clusters else "runs"
+        ci += f"<br>* bootstrap over fewer than 20 {units}: read the Fisher-z interval"
     fig.update_layout(
         title={"text": title or f"{metric} against accuracy across runs", "subtitle": {"text": _subtitle(table)}},
         width=fit_width(width, 420 * len(accuracies) + 120),

@@ -1,4 +1,5 @@
-"""The correlation statistics agree with scipy; the correlation table and figure carry them."""
+"""The correlation statistics agree with scipy; the correlation table and figure carry them, the Fisher-z
+interval always with n and the bootstrap never alone (issue: statistics for notebooks)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,25 @@ def test_correlation_table_and_figure(run_histories):
     assert sum(len(t.x) for t in points) == len(table)
     with pytest.raises(ValueError, match="no columns"):
         correlation_figure(table, metric="nope")
+
+
+def test_the_figure_shows_the_fisher_interval_with_n_and_never_the_bootstrap_alone(run_histories):
+    table = runs_table(run_histories)  # 8 runs: fewer than 20
+    stats = correlation_table(table, metric="nc1", accuracies=["hm"], n_resamples=300)
+    row = stats[stats["method"] == "pearson"].iloc[0]
+    ci = sps.pearsonr(table["nc1"], table["hm"]).confidence_interval()
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert row["interval"] == "Fisher z" and row["bootstrap"] == "percentile" and row["small_bootstrap"]
+    assert row["label"].startswith(f"Pearson r = {row['r']:.2f} [{ci.low:.2f}, {ci.high:.2f}], boot [")
+    assert "]*, p = " in row["label"]
+    fig = correlation_figure(table, metric="nc1", accuracies=["hm"], n_resamples=300)
+    assert "(n = 8)" in fig.layout.annotations[0].text and row["label"] in fig.layout.annotations[0].text
+    note = fig.layout.annotations[-1].text
+    assert note.index("Fisher-z interval") < note.index("percentile-bootstrap")
+    assert "* bootstrap over fewer than 20 runs: read the Fisher-z interval" in note
+    by_seed = correlation_table(table, metric="nc1", accuracies=["hm"], n_resamples=300, clusters="seed")
+    assert set(by_seed["bootstrap"]) == {"cluster"} and set(by_seed["boot_units"]) == {2}
+    fig = correlation_figure(table, metric="nc1", accuracies=["hm"], n_resamples=300, clusters="seed")
+    assert "whole seeds resampled" in fig.layout.annotations[-1].text
+    with pytest.raises(ValueError, match="no columns"):
+        correlation_table(table, metric="nc1", accuracies=["hm"], clusters="tower_seed")
