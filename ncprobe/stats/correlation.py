@@ -137,12 +137,16 @@ class CorrelationResult:
             return f"{name} {self.symbol} undefined{tail}"
         text = f"{name} {self.symbol} = {self.r:.2f} {self._ci(self.ci_low, self.ci_high)}"
         if boot and self.boot is not None:
-            text += f", boot {self._ci(self.boot_low, self.boot_high)}" + ("*" if self.small_bootstrap else "")
+            text += f", boot {self._boot_ci()}" + ("*" if self.small_bootstrap else "")
         return f"{text}, p = {fmt_p(self.p_value)}{tail}"
 
     @staticmethod
     def _ci(lo: float, hi: float) -> str:
         return f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else "[interval needs n ≥ 4]"
+
+    def _boot_ci(self) -> str:
+        ok = np.isfinite(self.boot_low) and np.isfinite(self.boot_high)
+        return self._ci(self.boot_low, self.boot_high) if ok else "[undefined: one unit, or every resample constant]"
 
     def __str__(self) -> str:
         name = self.method.capitalize()
@@ -159,7 +163,7 @@ class CorrelationResult:
             kind = (
                 "percentile bootstrap" if self.boot == "percentile" else f"cluster bootstrap ({self.n_units} clusters)"
             )
-            text += f"; {kind} {self._ci(self.boot_low, self.boot_high)} ({self.n_boot} resamples)"
+            text += f"; {kind} {self._boot_ci()} ({self.n_boot} resamples)"
             if self.small_bootstrap:
                 text += f" — {self.bootstrap_note()}"
         return text
@@ -215,6 +219,8 @@ def _bootstrap(x, y, codes, n_clusters, *, method, confidence, n_boot, seed) -> 
     """Percentile interval of r over resamples of whole clusters (each observation its own cluster for
     the plain bootstrap). A resample repeats cluster g ``c_g`` times, ``c ~ Multinomial(G, 1/G)``; its r is
     the r of that repeated sample (weighted by the counts), undefined resamples (x or y constant) left out."""
+    if n_clusters < 2:  # one cluster resampled is always the same sample
+        return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     lows = []
     for start in range(0, n_boot, 1000):

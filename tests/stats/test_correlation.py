@@ -103,6 +103,8 @@ def test_undefined_and_missing_values():
     with pytest.raises(ValueError, match="clusters has 2 labels for 3 pairs"):
         correlation([1, 2, 3], [1, 2, 4], clusters=[0, 1])
     assert fisher_interval(1.0, 10) == (1.0, 1.0) and np.isnan(fisher_interval(0.3, 3)[0])
+    one_seed = correlation([1, 2, 3, 4], [1, 3, 2, 4], clusters=[0, 0, 0, 0])
+    assert np.isnan(one_seed.boot_low) and "boot [undefined: one unit" in one_seed.label()
 
 
 def test_within_between_matches_regression_on_condition_dummies():
