@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _slurm_state(root: Path, job_id: str) -> str | None:
     """Slurm's state of a job (``sacct`` through submitit), or ``None`` when it cannot be asked."""
+    if shutil.which("sacct") is None:
+        return None
     try:
         import submitit
 
@@ -209,6 +212,14 @@ def sweep(
     plan = plan_sweep(spec, executor=executor, max_parallel=max_parallel)
     if dry_run:
         return plan
+    missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+    if plan.spec.executor.kind == "slurm" and missing:
+        raise ConfigError(
+            [
+                f"executor slurm needs Slurm's {' and '.join(missing)} on the PATH: run ncprobe sweep on a login node "
+                "of the cluster, or pass --executor local (GPUs of this machine) or debug (this process)"
+            ]
+        )
     root = plan.root
     _write_folder(plan)
     status = sweep_status(root)

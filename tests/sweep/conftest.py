@@ -15,7 +15,7 @@ FAST = {
 }
 
 
-def make_spec(out, *, executor: str = "debug", **extra) -> dict:
+def make_spec(out, *, executor: str | dict = "debug", **extra) -> dict:
     """The 2 methods (coop, coop+kgcoop) × 2 seeds sweep as a dict, writing to ``out``."""
     spec = {
         "name": "tiny",
@@ -26,7 +26,7 @@ def make_spec(out, *, executor: str = "debug", **extra) -> dict:
             "seed": [1, 2],
         },
         "output_dir": str(out),
-        "executor": {"kind": executor},
+        "executor": executor if isinstance(executor, dict) else {"kind": executor},
     }
     spec.update(extra)
     return spec
