@@ -6,6 +6,8 @@ The public surface (everything is imported on first use, so ``import ncprobe`` a
 * :func:`measure` — every NC metric of a set of features in one call, as an :class:`NCReport`;
 * :class:`ClassStatistics` / :class:`DecisionStatistics` — streaming, mergeable accumulators;
 * :func:`train` — prompt tuning with per-epoch NC tracking (:mod:`ncprobe.training`);
+* ``sweep`` — a grid of training runs on Slurm, local GPUs or in this process (:mod:`ncprobe.sweep`, callable:
+  ``ncprobe.sweep("sweep.yaml")``), and :mod:`ncprobe.tables` for the papers' tables;
 * the metric functions (``nc1``, ``nc2_etf_error``, ``text_etf_error``, …), re-exported from
   :mod:`ncprobe.core`, and the metric modules as attributes (``ncprobe.metrics``,
   ``ncprobe.crossmodal``, ``ncprobe.geometry``, ``ncprobe.anchors``, ``ncprobe.mmd``, ``ncprobe.catalog``);
@@ -82,6 +84,8 @@ _MODULES: dict[str, str] = {
     name: f"ncprobe.core.{name}"
     for name in ("metrics", "crossmodal", "generalized", "geometry", "anchors", "mmd", "catalog", "groups", "synthetic")
 }
+#: ``ncprobe.sweep`` is the sweep package, and calling it runs a sweep (``ncprobe.sweep("sweep.yaml")``).
+_MODULES["sweep"] = "ncprobe.sweep"
 
 __all__ = sorted(set(_EXPORTS) | set(_MODULES))
 
@@ -102,6 +106,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
+    from . import sweep
     from .core import anchors, catalog, crossmodal, generalized, geometry, groups, metrics, mmd, synthetic
     from .core.anchors import relative_representation, select_anchors
     from .core.crossmodal import class_alignment, cross_etf_error, modality_gap, text_etf_error, text_self_duality

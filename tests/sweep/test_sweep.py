@@ -155,3 +155,16 @@ def test_spec_file_paths_and_shape(tmp_path):
         load_spec({"base": "testbed-coop-b2n"})
     with pytest.raises(ConfigError, match="executor.slurm keys must start with 'slurm_'"):
         load_spec({"base": "x", "output_dir": "o", "executor": {"kind": "slurm", "slurm": {"account": "a"}}})
+
+
+def test_ncprobe_sweep_is_the_package_and_runs_a_sweep_when_called(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import ncprobe, sys; ncprobe.train; print('ncprobe.sweep' in sys.modules, 'submitit' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False"] * 2
+    import ncprobe
+
+    assert ncprobe.sweep.sweep_status is sweep_status and "sweep" in ncprobe.__all__
+    plan = ncprobe.sweep(make_spec(tmp_path / "s"), dry_run=True)
+    assert len(plan.runs) == 4 and not (tmp_path / "s").exists()
