@@ -56,6 +56,7 @@ from ncprobe.data.imbalance import (
     ImbalanceSpec,
     apply_imbalance,
     assign_groups,
+    budget_matched_shots,
     imbalance_counts,
 )
 from ncprobe.data.items import Item, class_counts, classnames_from_splits, listdir_nohidden, split_by_label
@@ -139,6 +140,7 @@ __all__ = [
     "ImbalanceSpec",
     "ImbalanceResult",
     "imbalance_counts",
+    "budget_matched_shots",
     "apply_imbalance",
     "assign_groups",
     # images and transforms

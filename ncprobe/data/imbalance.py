@@ -37,6 +37,7 @@ __all__ = [
     "ImbalanceSpec",
     "ImbalanceResult",
     "imbalance_counts",
+    "budget_matched_shots",
     "assign_groups",
     "apply_imbalance",
 ]
@@ -128,6 +129,37 @@ def imbalance_counts(num_classes: int, *, n_max: int, ratio: float, profile: Pro
     n_minor = math.floor(mu * num_classes + _EPS)
     n_low = max(1, math.floor(n_max / ratio + _EPS))
     return [n_max] * (num_classes - n_minor) + [n_low] * n_minor
+
+
+def budget_matched_shots(
+    num_classes: int, *, shots: int, ratio: float, profile: Profile = "exp", mu: float = 0.5
+) -> int:
+    """The head count ``n_max`` whose imbalanced counts hold as many images as ``shots`` per class, balanced.
+
+    Comparing imbalance ratios at a fixed ``n_max`` also changes the amount of data: at ``ρ = 16`` over 10 classes
+    the exp profile keeps 53 of 160 images. To separate imbalance from the amount of data, draw ``n_max`` shots
+    and impose the profile: the largest ``n_max`` with
+    ``sum(imbalance_counts(num_classes, n_max=n_max, ...)) <= shots · num_classes``.
+
+    >>> budget_matched_shots(10, shots=16, ratio=16.0)
+    46
+    >>> imbalance_counts(10, n_max=46, ratio=16.0, profile="exp")
+    [46, 33, 24, 18, 13, 9, 7, 5, 3, 2]
+    >>> budget_matched_shots(10, shots=16, ratio=1.0)
+    16
+
+    Raises
+    ------
+    ValueError
+        ``shots < 1`` or ``num_classes < 1``, and the errors of :func:`imbalance_counts`.
+    """
+    if shots < 1 or num_classes < 1:
+        raise ValueError(f"need shots >= 1 and num_classes >= 1, got {shots} and {num_classes}")
+    budget = shots * num_classes
+    n_max = shots
+    while sum(imbalance_counts(num_classes, n_max=n_max + 1, ratio=ratio, profile=profile, mu=mu)) <= budget:
+        n_max += 1
+    return n_max
 
 
 @dataclass(frozen=True, repr=False)

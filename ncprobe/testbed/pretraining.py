@@ -48,7 +48,7 @@ __all__ = [
     "train_image_tower",
 ]
 
-_MAX_LOGIT_SCALE = math.log(100.0)
+MAX_LOGIT_SCALE = math.log(100.0)
 
 #: Caption templates whose ensemble embedding is each base class's training target. Evaluation
 #: uses the benchmark's single template. Over seeds 0-2 of the default preset this ensemble gave
@@ -89,6 +89,9 @@ class TestbedConfig:
     synthetic: the synthetic compositional set and its loss (``None``: no synthetic set).
     fallback: allow the digits-only / scikit-learn-digits benchmark when a source is missing.
     arch: the architecture.
+    benchmark: ``"v2"`` (pretrained on the base classes of ``ncprobe-embedded-v2``) or ``"v3"`` ("pretrain
+        wide": every class of every downstream task of ``ncprobe-embedded-v3``, :mod:`.pretraining_v3`; the
+        caption pool is v3's own, so ``templates``, ``caption_pool`` and ``synthetic`` do not apply).
     """
 
     seed: int = 0
@@ -103,8 +106,13 @@ class TestbedConfig:
     synthetic: SyntheticConfig | None = None
     fallback: bool = False
     arch: ArchConfig = field(default_factory=ArchConfig)
+    benchmark: str = "v2"
 
     def __post_init__(self) -> None:
+        if self.benchmark not in ("v2", "v3"):
+            raise ValueError(f"benchmark must be 'v2' or 'v3', got {self.benchmark!r}")
+        if self.benchmark == "v3" and (self.synthetic is not None or self.fallback):
+            raise ValueError("the v3 testbed has no synthetic set and no fallback benchmark")
         unknown = set(self.caption_pool) - set(CAPTION_SOURCES)
         if unknown or not self.caption_pool:
             raise ValueError(
@@ -116,6 +124,8 @@ class TestbedConfig:
         d = asdict(self)
         d["templates"] = list(self.templates)
         d["caption_pool"] = list(self.caption_pool)
+        if self.benchmark == "v2":
+            del d["benchmark"]  # v2 builds keep the cache keys they had before v3 existed
         return d
 
 
@@ -143,10 +153,16 @@ PRESETS: dict[str, TestbedConfig] = {
     "transfer": TestbedConfig(
         synthetic=SyntheticConfig(n_images=6000, n_crop_images=6000, n_garment_images=4000, n_triples=0, batch_size=96),
     ),
+    "v2": TestbedConfig(),  # v2's "default" by its version's name (same configuration, same cache)
+    "v3": TestbedConfig(benchmark="v3", steps=600, batch_size=128, lr=1e-3),
+    "v3-fast": TestbedConfig(
+        benchmark="v3", steps=150, batch_size=96, lr=2e-3, train_per_class=60, arch=ArchConfig(width=64, layers=4)
+    ),
 }
 
 
-def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on matrices, none on biases, norms and position/class embeddings."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if not p.requires_grad:
@@ -156,7 +172,8 @@ def _param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lr_lambda(steps: int, warmup_frac: float):
+def warmup_cosine(steps: int, warmup_frac: float):
+    """``LambdaLR`` factor: linear warm-up over ``warmup_frac`` of ``steps``, then cosine decay to 0."""
     warmup = max(1, int(round(steps * warmup_frac)))
 
     def fn(step: int) -> float:
@@ -201,7 +218,8 @@ def clip_class_caption_loss(
 
 
 @contextlib.contextmanager
-def _num_threads(n: int | None) -> Iterator[None]:
+def num_threads_context(n: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` inside the block, restored after (``None``: leave as is)."""
     if n is None:
         yield
         return
@@ -309,7 +327,7 @@ def train_image_tower(
         ``{"train_seconds", "prepare_seconds", "final_loss", "num_train_images", "num_synthetic_images",
         "num_synthetic_captions", "num_threads", "logit_scale"}``.
     """
-    with _num_threads(num_threads):
+    with num_threads_context(num_threads):
         return _train(model, tokenizer, config, device, progress)
 
 
@@ -340,10 +358,10 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
     prepare_seconds = time.perf_counter() - prep_start
 
     params = [p for p in model.visual.parameters() if p.requires_grad]
-    groups = _param_groups(model.visual, config.weight_decay)
+    groups = param_groups(model.visual, config.weight_decay)
     groups.append({"params": [model.logit_scale], "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.steps, config.warmup_frac))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_frac))
     generator = torch.Generator().manual_seed(config.seed)
 
     model.visual.train()
@@ -393,7 +411,7 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
         optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, _MAX_LOGIT_SCALE)
+            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()

@@ -33,7 +33,7 @@ from ncprobe._version import __version__
 from ncprobe.core.report import save_dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint
-from .config import TrainConfig, config_hash, load_config
+from .config import TrainConfig, config_hash, default_testbed_preset, load_config
 from .distributed import DistInfo, init_distributed
 from .history import EpochRecord, build_history
 from .loop import Engine, RunPlan
@@ -97,7 +97,8 @@ def _load_bundle(cfg: TrainConfig, device: torch.device):
     if cfg.model.name == "testbed":
         from ncprobe.testbed import load_testbed
 
-        return load_testbed(cfg.model.testbed_preset, device=device, progress=cfg.progress)
+        preset = cfg.model.testbed_preset or default_testbed_preset(cfg.data.dataset)
+        return load_testbed(preset, seed=cfg.model.testbed_seed, device=device, progress=cfg.progress)
     from ncprobe.models import PretrainedWeightsUnavailableError, load_clip
 
     try:

@@ -55,11 +55,13 @@ class ModelConfig:
         help="open_clip pretrained tag or local checkpoint path (None: random "
         "init; ignored for the testbed, which loads its cached build)",
     )
-    testbed_preset: str = _f(
-        "default",
-        help="embedded testbed build (data_cards/embedded_benchmark.md)",
-        choices=("default", "fast", "transfer"),
+    testbed_preset: str | None = _f(
+        None,
+        help="embedded testbed build (data_cards/embedded_benchmark.md; None: the dataset's own, v3 for the "
+        "testbed-strokes/-colour/-shapes tasks, default (v2) for testbed)",
+        choices=("v3", "v3-fast", "default", "v2", "fast", "transfer"),
     )
+    testbed_seed: int = _f(0, help="seed of the embedded testbed's image-tower build (a second tower: 1)")
     precision: str = _f(
         "fp32",
         help="fp32, or autocast in bf16/fp16 (the Dassl code ran CLIP in fp16; a NaN "
@@ -72,7 +74,11 @@ class ModelConfig:
 class DataConfig:
     """Which data, under which protocol."""
 
-    dataset: str = _f("testbed", help="'testbed' or a CoOp-benchmark dataset (oxford_pets, dtd, imagenet, ...)")
+    dataset: str = _f(
+        "testbed",
+        help="an embedded testbed task (testbed-strokes, testbed-colour, testbed-shapes; testbed: the v2 benchmark) "
+        "or a CoOp-benchmark dataset (oxford_pets, dtd, imagenet, ...)",
+    )
     root: str | None = _f(None, help="the folder holding the CoOp datasets ($DATA); not used by the testbed")
     create_split: bool = _f(
         False,
@@ -97,6 +103,12 @@ class DataConfig:
     )
     class_order_seed: int | None = _f(
         None, help="seed of the class order of the imbalance profile (None: the manifest's, else the run seed)"
+    )
+    eval_split: str = _f(
+        "test",
+        help="held-out split the evaluation sets come from: test, or val to choose designs and hyper-parameters "
+        "(the v3 testbed tasks)",
+        choices=("test", "val"),
     )
     targets: list[str] = _f(help="target datasets of cross-dataset / domain-generalisation evaluation", factory=list)
     ood_target: str | None = _f(
@@ -377,9 +389,30 @@ def config_fields(cls: type = TrainConfig, prefix: str = "") -> Iterator[FieldIn
 _NOT_IDENTITY = ("output_dir", "resume", "progress", "preset", "data.create_split")
 
 
+#: The v3 testbed's downstream tasks (``ncprobe.testbed.benchmark_v3.V3_TASKS``; a test keeps the two equal).
+TESTBED_V3_DATASETS = ("testbed-strokes", "testbed-colour", "testbed-shapes")
+
+
+def default_testbed_preset(dataset: str) -> str:
+    """The testbed build a dataset runs on when ``model.testbed_preset`` is None: v3 for v3's tasks, else v2's."""
+    return "v3" if dataset in TESTBED_V3_DATASETS else "default"
+
+
+#: Fields added after runs were first hashed, with the value those runs had implicitly: at that value a field
+#: leaves the hash out, so earlier runs keep their hash (and resume). ``model.testbed_preset`` None stands for
+#: the dataset's own build (:func:`default_testbed_preset`).
+_ADDED_AT_DEFAULT = {"model.testbed_seed": 0, "data.eval_split": "test"}
+
+
 def config_hash(config: TrainConfig) -> str:
     """A stable digest of everything that determines a run's results (not its folder or display)."""
     data = config.to_dict()
+    if data["model"].get("testbed_preset") is None and data["model"].get("name") == "testbed":
+        data["model"]["testbed_preset"] = default_testbed_preset(data["data"]["dataset"])
+    for path, value in _ADDED_AT_DEFAULT.items():
+        section, key = path.split(".")
+        if data[section].get(key) == value:
+            data[section].pop(key)
     for path in _NOT_IDENTITY:
         *sections, key = path.split(".")
         node = data

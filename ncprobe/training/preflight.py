@@ -22,7 +22,7 @@ from ncprobe.data import BENCHMARK_11, DATASETS, DG_TARGETS, resolve_name
 from ncprobe.models.clip import hf_offline, network_reachable, pretrained_download
 
 from .checkpoint import latest_checkpoint, load_checkpoint
-from .config import TrainConfig, config_hash, load_config
+from .config import TESTBED_V3_DATASETS, TrainConfig, config_hash, load_config
 
 __all__ = [
     "dataset_problems",
@@ -46,7 +46,7 @@ def dataset_problems(cfg: TrainConfig) -> list[str]:
     """The data folders a run of ``cfg`` reads: ``data.root``, the dataset folder and its split file, each target's
     and the ``ood_target``'s folder (read-only checks: nothing is listed or rebuilt)."""
     d, out = cfg.data, []
-    if d.dataset == "testbed":
+    if d.dataset == "testbed" or d.dataset in TESTBED_V3_DATASETS:
         return out
     if d.root is None:
         out.append(

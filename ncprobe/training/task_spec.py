@@ -18,6 +18,8 @@ from torch.utils.data import Dataset
 
 from ncprobe.data import DATASETS, FewShotManifest, ImbalanceSpec, resolve_name
 from ncprobe.testbed.benchmark import CLASSES as TESTBED_CLASSES
+from ncprobe.testbed.benchmark_v3 import V3_TASKS
+from ncprobe.testbed.benchmark_v3 import num_classes as v3_num_classes
 
 from .config import DataConfig
 
@@ -127,6 +129,8 @@ def training_class_count(data: DataConfig) -> int | None:
     base half (the first ``ceil(C/2)``, CoOp's split) under base-to-novel; ``None`` for an unregistered dataset."""
     if data.dataset == "testbed":
         total = len(TESTBED_CLASSES)
+    elif data.dataset in V3_TASKS:
+        total = v3_num_classes(data.dataset)
     else:
         spec = DATASETS.get(resolve_name(data.dataset))
         if spec is None:

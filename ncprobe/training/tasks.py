@@ -36,7 +36,7 @@ from ncprobe.data import (
 
 from .config import DataConfig
 from .task_spec import DEFAULT_SHOTS, EvalSet, Task, draw_subsample, imbalance_spec, num_shots, protocol_subsamples
-from .testbed_tasks import build_testbed_task
+from .testbed_tasks import build_testbed_task, is_testbed
 
 __all__ = [
     "DEFAULT_SHOTS",
@@ -58,7 +58,7 @@ def build_task(cfg: DataConfig, *, protocol: str, seed: int, image_size: int) ->
     """
     if num_shots(cfg) < 1:
         raise ValueError(f"num_shots must be at least 1, got {cfg.num_shots}")
-    if cfg.dataset == "testbed":
+    if is_testbed(cfg.dataset):
         return build_testbed_task(cfg, protocol=protocol, seed=seed, targets=cfg.targets)
     return _build_coop_task(cfg, protocol=protocol, seed=seed, image_size=image_size, targets=cfg.targets)
 

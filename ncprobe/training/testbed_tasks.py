@@ -13,6 +13,12 @@ base/novel and applies the imbalance profile exactly as for a CoOp dataset. Targ
 * ``sklearn-digits`` — scikit-learn's 1,797 8×8 digits upsampled to 28×28: another digit dataset with the
   testbed's digit class names (cross-dataset transfer).
 
+The v3 tasks (``testbed-strokes``, ``testbed-colour``, ``testbed-shapes``; :mod:`ncprobe.testbed.benchmark_v3`)
+go through the same pipeline: their few-shot pool is the task's ``train`` split and their evaluation sets its
+``test`` split (``data.eval_split='val'``: its validation split). Their cross-dataset / domain-generalisation targets
+and out-of-distribution targets are the other tasks with the same 20 classes (and ``sklearn-digits`` for
+cross-dataset); the shapes task has none.
+
 Augmentation (``data.augment_views > 0``): pad 2 pixels and crop 32×32 at a random offset (the standard
 small-image augmentation), drawn from torch's generator.
 """
@@ -29,17 +35,61 @@ from torch.utils.data import Dataset
 
 from ncprobe.data import Item, RawSplits, prepare_dataset
 from ncprobe.testbed import EmbeddedBenchmark, to_model_input
+from ncprobe.testbed.benchmark_v3 import V3_TASKS, load_task, task_spec
 from ncprobe.testbed.images import load_sklearn_digits
 
 from .config import DataConfig
 from .task_spec import EvalSet, Task, draw_subsample, imbalance_spec, num_shots, protocol_subsamples
 
-__all__ = ["TESTBED_TARGETS", "TESTBED_OOD_TARGETS", "build_testbed_task", "restyle", "random_shift"]
+__all__ = [
+    "TESTBED_DATASETS",
+    "TESTBED_TARGETS",
+    "TESTBED_OOD_TARGETS",
+    "is_testbed",
+    "testbed_targets",
+    "testbed_ood_targets",
+    "build_testbed_task",
+    "restyle",
+    "random_shift",
+]
 
-#: Evaluation targets of the testbed's cross-dataset and domain-generalisation protocols.
+#: The embedded datasets: v2's benchmark, then v3's downstream tasks.
+TESTBED_DATASETS = ("testbed", *V3_TASKS)
+#: Evaluation targets of the v2 testbed's cross-dataset and domain-generalisation protocols.
 TESTBED_TARGETS = ("testbed-shifted", "sklearn-digits")
-#: Unlabelled targets of out-of-distribution terms (``data.ood_target``).
+#: Unlabelled targets of out-of-distribution terms (``data.ood_target``) of the v2 testbed.
 TESTBED_OOD_TARGETS = ("testbed-shifted",)
+
+
+def is_testbed(dataset: str) -> bool:
+    """Whether ``dataset`` is one of the embedded datasets (:data:`TESTBED_DATASETS`)."""
+    return dataset in TESTBED_DATASETS
+
+
+def _same_classes(dataset: str) -> tuple[str, ...]:
+    """The other v3 tasks with the classes of ``dataset``."""
+    source = task_spec(dataset).source
+    return tuple(k for k, v in V3_TASKS.items() if v.source == source and k != dataset)
+
+
+def testbed_targets(dataset: str, protocol: str | None = None) -> tuple[str, ...]:
+    """Valid ``data.targets`` of an embedded dataset (``protocol``: only those of that protocol)."""
+    if dataset == "testbed":
+        return TESTBED_TARGETS
+    others = _same_classes(dataset)
+    digits = ("sklearn-digits",) if task_spec(dataset).source == "garments_digits" else ()
+    if protocol == "cross_dataset":
+        return digits
+    if protocol == "domain_generalization":
+        return others
+    return others + digits
+
+
+def testbed_ood_targets(dataset: str) -> tuple[str, ...]:
+    """Valid ``data.ood_target`` values of an embedded dataset."""
+    return TESTBED_OOD_TARGETS if dataset == "testbed" else _same_classes(dataset)
+
+
 _DIGITS = (
     "digit zero",
     "digit one",
@@ -71,7 +121,7 @@ def random_shift(image: torch.Tensor) -> torch.Tensor:
 
 
 class _Images(Dataset):
-    """Items ``testbed/<split>/<index>`` read from uint8 image tensors, optionally transformed."""
+    """Items ``testbed/<split>/<index>`` read from uint8 image tensors (grey or RGB), optionally transformed."""
 
     def __init__(self, items: Sequence[Item], images: dict[str, torch.Tensor], transform=None):
         self.items = list(items)
@@ -84,7 +134,8 @@ class _Images(Dataset):
     def __getitem__(self, index: int):
         item = self.items[index]
         _, split, idx = item.impath.split("/")
-        x = to_model_input(self.images[split][int(idx)])
+        image = self.images[split][int(idx)]
+        x = to_model_input(image) if image.ndim == 2 else to_model_input(image.unsqueeze(0))[0]
         return (self.transform(x) if self.transform is not None else x), item.label
 
 
@@ -96,24 +147,46 @@ def _labels(items: Sequence[Item]) -> torch.Tensor:
     return torch.tensor([it.label for it in items], dtype=torch.int64)
 
 
+class _Source:
+    """What a testbed task is built from: uint8 images and labels of the few-shot pool and the evaluation split."""
+
+    def __init__(self, cfg: DataConfig):
+        self.dataset = cfg.dataset
+        if cfg.dataset == "testbed":
+            if cfg.eval_split != "test":
+                raise ValueError("the v2 testbed has no validation split; data.eval_split='val' needs a v3 task")
+            train_b, test_b = EmbeddedBenchmark("train", subset="all"), EmbeddedBenchmark("test", subset="all")
+            self.name, self.template = "EmbeddedBenchmark", train_b.template
+            self.classnames = list(train_b.classnames)
+            self.images = {"train": train_b.raw_images, "test": test_b.raw_images}
+            self.labels = {"train": train_b.labels, "test": test_b.labels}
+            describe = getattr(train_b, "class_texts", None)
+            self.descriptions = None if describe is None else describe("descriptions")
+        else:
+            pool, held_out = load_task(cfg.dataset, "train"), load_task(cfg.dataset, cfg.eval_split)
+            self.name, self.template = cfg.dataset, pool.template
+            self.classnames = list(pool.classnames)
+            self.images = {"train": pool.images, "test": held_out.images}
+            self.labels = {"train": pool.labels, "test": held_out.labels}
+            self.descriptions = [list(d) for d in pool.descriptions]
+
+
 def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Sequence[str] = ()) -> Task:
-    """The task of ``cfg`` on the embedded benchmark (see the module docstring)."""
-    train_b = EmbeddedBenchmark("train", subset="all")
-    test_b = EmbeddedBenchmark("test", subset="all")
-    names = list(train_b.classnames)
-    images = {"train": train_b.raw_images, "test": test_b.raw_images}
+    """The task of ``cfg`` on an embedded dataset (see the module docstring)."""
+    src = _Source(cfg)
+    names, images = src.classnames, src.images
     raw = RawSplits(
-        _items("train", train_b.labels, names),
+        _items("train", src.labels["train"], names),
         [],
-        _items("test", test_b.labels, names),
+        _items("test", src.labels["test"], names),
         val_mode="none",
-        source="ncprobe embedded benchmark",
+        source=f"ncprobe embedded benchmark ({src.dataset})",
     )
     train_sub, eval_pairs = protocol_subsamples(protocol)
     common = dict(
-        name="EmbeddedBenchmark",
+        name=src.name,
         dataset_dir=Path("testbed"),
-        template=train_b.template,
+        template=src.template,
         num_shots=num_shots(cfg),
         seed=seed,
         use_cache=False,
@@ -136,9 +209,15 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
             )
         )
     if protocol in ("cross_dataset", "domain_generalization"):
-        default = ["sklearn-digits"] if protocol == "cross_dataset" else ["testbed-shifted"]
-        for target in list(targets) or default:
-            eval_sets.append(_target(target, names, offset=len(classnames)))
+        if src.dataset == "testbed":
+            default = ["sklearn-digits"] if protocol == "cross_dataset" else ["testbed-shifted"]
+        else:
+            default = list(testbed_targets(src.dataset, protocol))
+        chosen = list(targets) or default
+        if not chosen:
+            raise ValueError(f"{src.dataset} has no {protocol} target; valid protocols: few_shot, base_to_novel")
+        for target in chosen:
+            eval_sets.append(_target(target, names, offset=len(classnames), split=cfg.eval_split))
             classnames += eval_sets[-1].classnames
             split += [target] * eval_sets[-1].num_classes
 
@@ -149,15 +228,19 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
 
     ood = None
     if cfg.ood_target:
-        if cfg.ood_target not in TESTBED_OOD_TARGETS:
-            raise ValueError(f"unknown testbed ood_target {cfg.ood_target!r}; valid: {', '.join(TESTBED_OOD_TARGETS)}")
-        shifted = {"train": restyle(images["train"])}
-        pool = _items("train", train_b.labels, names)
+        valid = testbed_ood_targets(src.dataset)
+        if cfg.ood_target not in valid:
+            raise ValueError(f"unknown testbed ood_target {cfg.ood_target!r}; valid: {', '.join(valid) or 'none'}")
+        if src.dataset == "testbed":
+            shifted = {"train": restyle(images["train"])}
+        else:  # the other task's few-shot pool, unlabelled (same images, other style)
+            shifted = {"train": load_task(cfg.ood_target, "train").images}
+        pool = _items("train", src.labels["train"], names)
         rng = np.random.default_rng(seed + 7919)
         pick = sorted(rng.choice(len(pool), size=len(ds.train), replace=False).tolist())
         ood = _Images([pool[i] for i in pick], shifted, aug)
     task = Task(
-        dataset="testbed",
+        dataset=src.dataset,
         protocol=protocol,
         train=_Images(ds.train, images),
         train_augmented=None if aug is None else _Images(ds.train, images, aug),
@@ -173,23 +256,27 @@ def build_testbed_task(cfg: DataConfig, *, protocol: str, seed: int, targets: Se
         draw_train=draw_train,
     )
     if cfg.class_text == "descriptions":
-        _attach_descriptions(task, train_b)
+        _attach_descriptions(task, src)
     return task
 
 
-def _attach_descriptions(task: Task, bench: EmbeddedBenchmark) -> None:
+def _attach_descriptions(task: Task, src: _Source) -> None:
     """Give the task and each evaluation set the benchmark's class descriptions (the description protocol)."""
-    describe = getattr(bench, "class_texts", None)
-    if describe is None:
+    if src.descriptions is None:
         raise ValueError("this embedded benchmark has no class descriptions; use data.class_text='names'")
-    by_name = dict(zip(bench.classnames, describe("descriptions")))
+    by_name = dict(zip(src.classnames, src.descriptions))
     task.train_class_texts = [by_name[n] for n in task.train_classnames]
     for es in task.eval_sets:
         es.class_texts = [by_name[n] for n in es.classnames]
 
 
-def _target(name: str, classnames: list[str], *, offset: int) -> EvalSet:
+def _target(name: str, classnames: list[str], *, offset: int, split: str = "test") -> EvalSet:
     template = EmbeddedBenchmark("test").template
+    if name in V3_TASKS:
+        data = load_task(name, split)
+        ds = _Images(_items("test", data.labels, list(data.classnames)), {"test": data.images})
+        index = np.arange(offset, offset + len(data.classnames))
+        return EvalSet(name, ds, data.labels, list(data.classnames), index, data.template)
     if name == "testbed-shifted":
         test_b = EmbeddedBenchmark("test", subset="all")
         items = _items("test", test_b.labels, classnames)

@@ -27,13 +27,13 @@ from typing import Any, Callable
 
 from ncprobe.data import FewShotManifest, load_manifest, resolve_name
 
-from .config import TrainConfig, load_config
+from .config import TESTBED_V3_DATASETS, TrainConfig, default_testbed_preset, load_config
 from .methods import METHODS, get_method
 from .preflight import dataset_problems, folder_problems, weights_problem
 from .protocols import PROTOCOLS, published
 from .regularizers import REGULARIZERS, build_regularizer
 from .task_spec import DEFAULT_SHOTS, protocol_subsamples, training_class_count
-from .testbed_tasks import TESTBED_OOD_TARGETS, TESTBED_TARGETS
+from .testbed_tasks import is_testbed, testbed_ood_targets, testbed_targets
 
 __all__ = [
     "ConfigError",
@@ -93,7 +93,7 @@ def _names_ok(cfg: TrainConfig, out: _Problems) -> bool:
     if cfg.data.protocol not in PROTOCOLS:
         out.add(f"unknown protocol {cfg.data.protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
         ok = False
-    if cfg.data.dataset != "testbed" and out.run(lambda: resolve_name(cfg.data.dataset)) is None:
+    if not is_testbed(cfg.data.dataset) and out.run(lambda: resolve_name(cfg.data.dataset)) is None:
         ok = False
     return ok
 
@@ -118,7 +118,8 @@ def _field_problems(cfg: TrainConfig, out: _Problems) -> None:
         out.add(f"optim.lr must be >= 0, got {o.lr}")
     if cfg.model.precision not in ("fp32", "bf16", "fp16"):
         out.add(f"model.precision must be fp32, bf16 or fp16, got {cfg.model.precision!r}")
-    if d.class_text != "names" and d.dataset != "testbed":
+    _testbed_problems(cfg, out)
+    if d.class_text != "names" and not is_testbed(d.dataset):
         out.add(
             "data.class_text='descriptions' is the embedded testbed's protocol; the CoOp datasets use "
             "their class names in the dataset template"
@@ -141,27 +142,48 @@ def _field_problems(cfg: TrainConfig, out: _Problems) -> None:
         )
 
 
+def _testbed_problems(cfg: TrainConfig, out: _Problems) -> None:
+    """The embedded model and the embedded datasets go together, v2 with v2 and v3 with v3; ``val`` is v3's."""
+    d, m = cfg.data, cfg.model
+    v3_data = d.dataset in TESTBED_V3_DATASETS
+    if m.name == "testbed" and m.testbed_preset is not None and is_testbed(d.dataset):
+        v3_model = m.testbed_preset.startswith("v3")
+        if v3_data != v3_model:
+            want = "v3 or v3-fast" if v3_data else "default, fast or transfer"
+            out.add(
+                f"model.testbed_preset {m.testbed_preset!r} is a {'v3' if v3_model else 'v2'} build, but dataset "
+                f"{d.dataset!r} belongs to {'v3' if v3_data else 'v2'}: use --model.testbed_preset {want} "
+                "(or none: the dataset's own)"
+            )
+    if is_testbed(d.dataset) and m.name != "testbed":
+        out.add(f"dataset {d.dataset!r} is an embedded testbed task: it runs on --model.name testbed")
+    if d.eval_split == "val" and not v3_data:
+        out.add(
+            f"data.eval_split='val': {d.dataset!r} has no validation split here (the v3 testbed tasks "
+            f"{', '.join(TESTBED_V3_DATASETS)} have one)"
+        )
+
+
 def _target_problems(cfg: TrainConfig, out: _Problems) -> None:
     """``data.targets`` (cross-dataset / domain-generalisation evaluation) and ``data.ood_target``."""
     d = cfg.data
-    testbed = d.dataset == "testbed"
+    testbed = is_testbed(d.dataset)
     if d.targets and d.protocol not in ("cross_dataset", "domain_generalization"):
         out.add(
             f"data.targets {list(d.targets)} are evaluated by the cross_dataset and domain_generalization protocols "
             f"only; protocol {d.protocol!r} would ignore them: remove them or set --data.protocol cross_dataset"
         )
     for target in d.targets:
-        if testbed and target not in TESTBED_TARGETS:
-            out.add(
-                f"unknown data.targets entry {target!r}; valid targets of the testbed: {', '.join(TESTBED_TARGETS)}"
-            )
+        if testbed and target not in testbed_targets(d.dataset, d.protocol):
+            valid = ", ".join(testbed_targets(d.dataset, d.protocol)) or "none"
+            out.add(f"unknown data.targets entry {target!r}; valid {d.protocol} targets of {d.dataset}: {valid}")
         elif not testbed:
             out.run(lambda t=target: resolve_name(t))
     if d.ood_target:
-        if testbed and d.ood_target not in TESTBED_OOD_TARGETS:
+        if testbed and d.ood_target not in testbed_ood_targets(d.dataset):
             out.add(
-                f"unknown data.ood_target {d.ood_target!r}; valid targets of the testbed: "
-                f"{', '.join(TESTBED_OOD_TARGETS)}"
+                f"unknown data.ood_target {d.ood_target!r}; valid targets of {d.dataset}: "
+                f"{', '.join(testbed_ood_targets(d.dataset)) or 'none'}"
             )
         elif not testbed:
             out.run(lambda: resolve_name(d.ood_target))
@@ -190,7 +212,9 @@ def _regularizer_problems(cfg: TrainConfig, out: _Problems) -> None:
 
 # ------------------------------------------------------------------ the manifest
 def _manifest_dataset(cfg: TrainConfig) -> str:
-    return _TESTBED_DATASET if cfg.data.dataset == "testbed" else resolve_name(cfg.data.dataset)
+    if is_testbed(cfg.data.dataset):
+        return _TESTBED_DATASET if cfg.data.dataset == "testbed" else cfg.data.dataset
+    return resolve_name(cfg.data.dataset)
 
 
 def _from_manifest(cfg: TrainConfig, manifest: FewShotManifest, out: _Problems) -> dict[str, Any]:
@@ -287,7 +311,9 @@ def _resolve(cfg: TrainConfig, out: _Problems) -> TrainConfig:
             changes.update(_from_manifest(cfg, manifest, out))
             if manifest.subsample == protocol_subsamples(cfg.data.protocol)[0]:
                 _class_count_problem(cfg, manifest, out)
-    dataset = None if cfg.data.dataset == "testbed" else resolve_name(cfg.data.dataset)
+    if cfg.model.name == "testbed" and cfg.model.testbed_preset is None:
+        changes["model.testbed_preset"] = default_testbed_preset(cfg.data.dataset)
+    dataset = None if is_testbed(cfg.data.dataset) else resolve_name(cfg.data.dataset)
     hp = published(cfg.method.name, cfg.data.protocol, dataset)
     for key in ("epochs", "batch_size", "lr"):
         if getattr(cfg.optim, key) is None:

@@ -122,6 +122,11 @@ class PromptSRCRegularizer(Regularizer):
             from ncprobe.testbed.pretraining import TRAIN_TEMPLATES
 
             return list(TRAIN_TEMPLATES)
+        if self.templates == "auto" and str(task.dataset).startswith("testbed-"):
+            from ncprobe.testbed.benchmark import TEMPLATE
+            from ncprobe.testbed.benchmark_v3 import PRETRAIN_TEMPLATES
+
+            return [TEMPLATE, *PRETRAIN_TEMPLATES]
         if self.templates == "imagenet":
             return list(IMAGENET_TEMPLATES)
         return list(PROMPTSRC_TEMPLATES)
