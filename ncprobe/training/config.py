@@ -180,6 +180,11 @@ class TrackConfig:
     center: bool = _f(True, help="cross-modal metrics on centred text and image means")
     max_pair_classes: int = _f(100, help="store the cosine matrices when a set has at most this many classes")
     max_per_class: int | None = _f(None, help="cap the held-out images per class used for tracking")
+    tensorboard: bool = _f(
+        False,
+        help="also write every history scalar per epoch as TensorBoard event files in the run folder "
+        "(needs output_dir and the tensorboard package; not part of the run's identity)",
+    )
 
 
 @dataclass
@@ -386,7 +391,7 @@ def config_fields(cls: type = TrainConfig, prefix: str = "") -> Iterator[FieldIn
 #: Fields that say where or how a run is shown, not what it computes.
 #: Fields (dotted paths) that do not change a run's results: its folder, its display, how a missing split file is
 #: made (the split file itself is the identity).
-_NOT_IDENTITY = ("output_dir", "resume", "progress", "preset", "data.create_split")
+_NOT_IDENTITY = ("output_dir", "resume", "progress", "preset", "data.create_split", "track.tensorboard")
 
 
 #: The v3 testbed's downstream tasks (``ncprobe.testbed.benchmark_v3.V3_TASKS``; a test keeps the two equal).
