@@ -6,11 +6,24 @@ import pytest
 
 from ncprobe.training import TrainConfig, get_preset
 
+#: v3 out-of-distribution targets and their v2 counterpart (the same classes in another domain).
+_V2_OOD_TARGET = {"testbed-colour": "testbed-shifted", "testbed-strokes": "testbed-shifted"}
+
 
 def fast(preset: str, **changes) -> TrainConfig:
-    """A preset on the fast testbed build, few shots, no progress bars, plus dotted-path changes."""
+    """A preset on v2's fast testbed build, few shots, no progress bars, plus dotted-path changes.
+
+    The testbed presets run on the v3 task ``testbed-strokes``; these tests exercise the engine on v2's fast
+    build (``data.dataset='testbed'``, seconds to build) unless ``changes`` names another dataset, and a preset's
+    v3 ``data.ood_target`` becomes v2's ``testbed-shifted``. ``tests/training/test_testbed_v3.py`` runs the v3 tasks.
+    """
+    cfg = get_preset(preset)
     base = {"model.testbed_preset": "fast", "data.num_shots": 4, "progress": False, "track.max_per_class": 40}
-    return get_preset(preset).replace(**{**base, **changes})
+    if cfg.model.name == "testbed" and "data.dataset" not in changes:
+        base["data.dataset"] = "testbed"
+        if cfg.data.ood_target in _V2_OOD_TARGET:
+            base["data.ood_target"] = _V2_OOD_TARGET[cfg.data.ood_target]
+    return cfg.replace(**{**base, **changes})
 
 
 @pytest.fixture
