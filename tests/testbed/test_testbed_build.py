@@ -224,3 +224,93 @@ def test_clip_loss_prefers_aligned_embeddings():
     assert tt.clip_class_caption_loss(aligned, text, labels, scale) < tt.clip_class_caption_loss(
         shuffled, text, labels, scale
     )
+
+
+# ------------------------------------------------------------------------------------------------------- v3
+@pytest.fixture(scope="module")
+def v3_fast_bundle():
+    """v3's test build (built once per test session in the session's cache: about 20 s on 2 busy cores)."""
+    return tb.build_testbed("v3-fast", progress=False)
+
+
+def test_v3_fast_metadata_has_per_task_zero_shot(v3_fast_bundle):
+    from ncprobe.testbed.benchmark_v3 import BENCHMARK_V3_NAME, V3_TASKS
+
+    meta = tb.testbed_metadata(v3_fast_bundle)
+    assert meta["benchmark"] == BENCHMARK_V3_NAME and meta["config"]["benchmark"] == "v3"
+    assert set(meta["zero_shot"]) == set(V3_TASKS) == set(meta["tasks"])
+    for splits in meta["zero_shot"].values():
+        assert set(splits) == {"val", "test"}
+        for scores in splits.values():
+            assert set(scores) == {"base", "novel", "all"}
+            assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert meta["training"]["num_classes"] == 56 and meta["build_seconds"] > 0
+    assert v3_fast_bundle.model.visual.transformer.width == 64  # v3-fast's small tower
+
+
+def test_v3_zero_shot_beats_chance_and_is_reproducible(v3_fast_bundle):
+    """Every task's base and novel halves are above chance, and the stored numbers come back from the bundle."""
+    from ncprobe.testbed.benchmark_v3 import base_novel
+    from ncprobe.testbed.pretraining_v3 import evaluate_tasks_zero_shot
+
+    zs = tb.testbed_metadata(v3_fast_bundle)["zero_shot"]
+    for task, splits in zs.items():
+        base, novel = base_novel(task)
+        assert splits["test"]["base"] > 1.5 / len(base) and splits["test"]["novel"] > 1.5 / len(novel)
+    again = evaluate_tasks_zero_shot(v3_fast_bundle, splits=("val",), tasks=["testbed-strokes"])
+    assert again["testbed-strokes"]["val"] == pytest.approx(zs["testbed-strokes"]["val"], abs=0.005)
+
+
+def _corrupt_weights(folder):
+    weights = folder / "visual.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _corrupt_metadata(folder):
+    (folder / "metadata.json").write_text("{ this is not json")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corrupt", [_corrupt_weights, _corrupt_metadata], ids=["truncated-weights", "bad-json"])
+def test_corrupt_v3_cache_is_rebuilt_with_a_warning(v3_fast_bundle, corrupt, tmp_path, monkeypatch):
+    """A damaged cached build is never reused: it is rebuilt (with a warning), deterministically."""
+    import shutil
+
+    source = tb.testbed_dir(tb.resolve_config("v3-fast"))
+    monkeypatch.setenv("NCPROBE_CACHE", str(tmp_path))  # a private copy: the session's build stays intact
+    folder = tb.testbed_dir(tb.resolve_config("v3-fast"))
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    corrupt(folder)
+    with pytest.warns(tb.CorruptCacheWarning, match="corrupt or partial"):
+        rebuilt = tb.load_testbed("v3-fast", progress=False)
+    assert rebuilt.extra["weights_sha256"] == v3_fast_bundle.extra["weights_sha256"]
+    first = _state(v3_fast_bundle)
+    assert all(torch.equal(v, rebuilt.model.visual.state_dict()[k]) for k, v in first.items())
+    # the rebuilt cache is intact: loaded again without training or warning
+    monkeypatch.setattr(tb, "_train_and_save", lambda *a, **k: pytest.fail("should load the rebuilt cache"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tb.CorruptCacheWarning)
+        tb.load_testbed("v3-fast", progress=False)
+
+
+def test_v3_command_prints_the_per_task_table(v3_fast_bundle, capsys):
+    assert main(["--preset", "v3-fast", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    zs = tb.testbed_metadata(v3_fast_bundle)["zero_shot"]
+    lines = out.splitlines()
+    for task in ("testbed-strokes", "testbed-colour", "testbed-shapes"):
+        for split in ("val", "test"):
+            s = zs[task][split]
+            row = next(line for line in lines if line.split()[:2] == [task, split])
+            assert f"{s['base']:.4f}  {s['novel']:.4f}" in row and f"{s['all']:.4f}" in row
+    assert "ncprobe-embedded-v3" in out and str(tb.testbed_dir(tb.resolve_config("v3-fast"))) in out
+
+
+def test_v3_is_the_default_build_and_v2_names_the_old_default():
+    assert tb.resolve_config() == tt.PRESETS["v3"] and tb.resolve_config().benchmark == "v3"
+    assert tb.testbed_key(tb.resolve_config("v2")) == tb.testbed_key(tb.resolve_config("default"))
+    assert tb.testbed_key(tb.resolve_config("v3")) != tb.testbed_key(tb.resolve_config("v3-fast"))
+    with pytest.raises(ValueError, match="no fallback"):
+        tb.resolve_config("v3", fallback=True)
