@@ -196,6 +196,7 @@ def _run_seed(
         resume=cfg.resume,
         progress=cfg.progress,
         info=info,
+        tensorboard=cfg.track.tensorboard,
     )
     engine = Engine(plan)
     started = time.perf_counter()

@@ -28,6 +28,7 @@ from .feature_bank import FeatureBank, autocast_context, encode_images
 from .history import EpochRecord, record_evaluation
 from .protocols import warmup_cosine_lr
 from .regularizers import SetupContext, StepOutput
+from .tb_writer import open_writer
 from .tracking import evaluate_set
 
 __all__ = ["TrainingDivergedError", "RunPlan", "Engine", "SUMMARY_METRICS"]
@@ -85,6 +86,7 @@ class RunPlan:
     resume: bool
     progress: bool | None
     info: DistInfo = field(default_factory=DistInfo)
+    tensorboard: bool = False  # track.tensorboard: each epoch's scalars to event files in run_dir (rank 0)
 
 
 class Engine:
@@ -101,6 +103,7 @@ class Engine:
             else None
         )
         self.records: list[EpochRecord] = []
+        self._tb = None  # the TensorBoard writer while run() runs with track.tensorboard
         self.bank: FeatureBank | None = None
         self.eval_models: dict = {}
         self.step = 0
@@ -356,6 +359,7 @@ class Engine:
         start = 1
         if p.resume and p.run_dir is not None and (last := latest_checkpoint(p.run_dir)) is not None:
             start = self._restore(load_checkpoint(last, config_hash=p.config_hash)) + 1  # restores the RNGs too
+        self._tb = open_writer(p.run_dir) if p.tensorboard and p.run_dir is not None and p.info.is_main else None
         if start == 1:
             rec = EpochRecord(epoch=0)
             t0 = time.perf_counter()
@@ -363,6 +367,8 @@ class Engine:
             rec.seconds = time.perf_counter() - t0
             self.records.append(rec)
             self._summary(rec)
+            if self._tb is not None:
+                self._tb.write(rec)
         for epoch in range(start, p.epochs + 1):
             if p.max_steps is not None and self.step >= p.max_steps:
                 break
@@ -382,8 +388,12 @@ class Engine:
             rec.seconds = time.perf_counter() - t0
             self.records.append(rec)
             self._summary(rec)
+            if self._tb is not None:
+                self._tb.write(rec)
             if p.run_dir is not None and p.info.is_main:
                 save_checkpoint(checkpoint_path(p.run_dir, epoch), self._state(epoch))
+        if self._tb is not None:
+            self._tb.close()
         return self.records
 
     def _summary(self, rec: EpochRecord) -> None:

@@ -33,6 +33,7 @@ from .preflight import dataset_problems, folder_problems, weights_problem
 from .protocols import PROTOCOLS, published
 from .regularizers import REGULARIZERS, build_regularizer
 from .task_spec import DEFAULT_SHOTS, protocol_subsamples, training_class_count
+from .tb_writer import tensorboard_problem
 from .testbed_tasks import is_testbed, testbed_ood_targets, testbed_targets
 
 __all__ = [
@@ -375,6 +376,8 @@ def check_run(config: Any) -> TrainConfig:
     resolved = _config_step(cfg, out)
     out.lines.extend(dataset_problems(cfg))
     if (problem := weights_problem(cfg.model.name, cfg.model.pretrained)) is not None:
+        out.add(problem)
+    if cfg.track.tensorboard and (problem := tensorboard_problem(cfg.output_dir)) is not None:
         out.add(problem)
     if resolved is not None:
         out.lines.extend(folder_problems(resolved))
