@@ -19,9 +19,16 @@ LAYOUTS = ("b2n", "imbalance", "cross_dataset", "dg", "few_shot")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="a paper's table from a sweep, published numbers beside", description=__doc__)
     p.add_argument("sweep_dir", help="the sweep folder (the spec's output_dir)")
-    p.add_argument("--layout", choices=LAYOUTS, default="b2n", help="the paper's table layout (default b2n)")
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=None,
+        help="the paper's table layout (default: the spec's table.layout, else b2n)",
+    )
     p.add_argument("--metric", default=None, help="imbalance/few_shot cell value: hm, base, novel or all")
-    p.add_argument("--nc", nargs="*", default=[], metavar="METRIC", help="NC columns, e.g. t2i_cross_etf_error[novel]")
+    p.add_argument(
+        "--nc", nargs="*", default=None, metavar="METRIC", help="NC columns, e.g. t2i_cross_etf_error[novel]"
+    )
     p.add_argument("--compare", action="store_true", help="add the published value, the difference and the flag")
     p.add_argument("--source", default=None, help="compare with this published table id only")
     p.add_argument(

@@ -74,7 +74,7 @@ class SweepSpec:
     output_dir: str | None = None
     name: str | None = None
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
-    table: dict = field(default_factory=dict)  # defaults of ``ncprobe table`` (layout, metric, columns)
+    table: dict = field(default_factory=dict)  # defaults of ``ncprobe table``: layout, metric, nc, methods
 
     def to_dict(self) -> dict:
         """The spec as a plain dict (what ``sweep.yaml`` in the sweep folder holds)."""
@@ -165,6 +165,10 @@ def load_spec(source: Any) -> SweepSpec:
         overrides = {}
     if not data.get("output_dir"):
         problems.append("output_dir is required: the sweep folder (runs/, logs/, jobs.json)")
+    table = data.get("table") or {}
+    bad = [k for k in table if k not in ("layout", "metric", "nc", "methods")] if isinstance(table, dict) else ["?"]
+    if bad:
+        problems.append(f"table: a mapping of layout, metric, nc, methods (ncprobe table's defaults), got keys {bad}")
     executor = _executor(data.get("executor"), problems)
     if problems:
         raise _spec_error(problems)

@@ -105,10 +105,10 @@ def _compare(cells: pd.DataFrame, layout: str, methods: dict, source: str | None
 
 def build_table(
     sweep_dir: str | Path,
-    layout: str = "b2n",
+    layout: str | None = None,
     *,
     metric: str | None = None,
-    nc: list[str] | tuple[str, ...] = (),
+    nc: list[str] | tuple[str, ...] | None = None,
     compare: bool = False,
     methods: dict[str, str] | None = None,
     source: str | None = None,
@@ -122,7 +122,8 @@ def build_table(
         The sweep folder (``runs.json`` and ``runs/``).
     layout:
         ``b2n`` (base, novel, HM per dataset and their average), ``imbalance`` (columns by τ), ``cross_dataset``
-        and ``dg`` (columns by target), ``few_shot`` (columns by shots).
+        and ``dg`` (columns by target), ``few_shot`` (columns by shots). ``None``: the spec's ``table.layout``,
+        else ``b2n`` (``metric``, ``nc`` and ``methods`` default to the spec's ``table`` section the same way).
     metric:
         The value of the ``imbalance`` / ``few_shot`` columns: ``hm`` (default for base-to-novel runs), ``base``,
         ``novel`` or ``all`` (the single accuracy of other protocols).
@@ -135,14 +136,18 @@ def build_table(
     source:
         Compare with this published table id only (default: the first table that lists a cell).
     """
+    runs, axes, missing, defaults = collect(sweep_dir)
+    layout = layout or defaults.get("layout", "b2n")
+    metric = metric or defaults.get("metric")
+    nc = list(nc if nc is not None else defaults.get("nc", []))
+    methods = {**defaults.get("methods", {}), **(methods or {})}
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
-    runs, axes, missing = collect(sweep_dir)
     if runs.empty:
         raise ValueError(f"no finished run in {sweep_dir} yet ({len(missing)} runs without result.json)")
-    records, hm_of, hidden = layout_records(runs, axes, layout, metric=metric, nc=list(nc))
+    records, hm_of, hidden = layout_records(runs, axes, layout, metric=metric, nc=nc)
     cells = aggregate(records, hm_of, layout, hidden)
     sources: list = []
     if compare:
-        cells, sources = _compare(cells, layout, methods or {}, source, published_path)
+        cells, sources = _compare(cells, layout, methods, source, published_path)
     return Table(layout=layout, cells=cells, missing=missing, sources=sources, compared=compare)

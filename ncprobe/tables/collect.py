@@ -35,9 +35,10 @@ def hm(base: float, novel: float) -> float:
     return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0
 
 
-def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """``(runs, axes, missing)``: one row per finished run (its axis labels ``axis:<name>``, facts, final
-    ``accuracy`` and ``metrics`` dicts), the sweep's axes, and the runs without a result yet."""
+def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str], list[str], dict]:
+    """``(runs, axes, missing, defaults)``: one row per finished run (its axis labels ``axis:<name>``, facts, final
+    ``accuracy`` and ``metrics`` dicts), the sweep's axes, the runs without a result yet, and the spec's ``table``
+    section (default layout, metric, nc columns, method names)."""
     root = Path(sweep_dir)
     index_file = root / "runs.json"
     if not index_file.is_file():
@@ -59,7 +60,7 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str], list[str]]:
                 "metrics": final.get("metrics", {}),
             }
         )
-    return pd.DataFrame(rows), list(index.get("axes", [])), missing
+    return pd.DataFrame(rows), list(index.get("axes", [])), missing, dict(index.get("table") or {})
 
 
 def _row_label(run: pd.Series, row_axes: list[str]) -> str:

@@ -142,6 +142,12 @@ def test_retry_failed_resubmits_only_failed_runs(tmp_path):
     assert sweep_status(tmp_path / "s")["state"].tolist() == ["not submitted"]
 
 
+def test_a_job_over_several_gpus_runs_torchrun(tmp_path):
+    plan = plan_sweep(make_spec(tmp_path / "s", executor={"kind": "local", "gpus_per_job": 2}))
+    command = plan.command(plan.runs[0])
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m ncprobe train --config" in command
+
+
 def test_spec_file_paths_and_shape(tmp_path):
     import yaml
 
@@ -153,6 +159,8 @@ def test_spec_file_paths_and_shape(tmp_path):
     assert [r.name for r in expand_grid(spec)] == ["run"]
     with pytest.raises(ConfigError, match="output_dir is required"):
         load_spec({"base": "testbed-coop-b2n"})
+    with pytest.raises(ConfigError, match="table: a mapping of layout, metric, nc, methods"):
+        load_spec({"base": "x", "output_dir": "o", "table": {"layuot": "b2n"}})
     with pytest.raises(ConfigError, match="executor.slurm keys must start with 'slurm_'"):
         load_spec({"base": "x", "output_dir": "o", "executor": {"kind": "slurm", "slurm": {"account": "a"}}})
 

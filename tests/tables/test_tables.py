@@ -25,7 +25,7 @@ B2N = {
 }
 
 
-def _write_sweep(root, results: dict, *, axes=("method", "dataset", "seed"), facts=None) -> None:
+def _write_sweep(root, results: dict, *, axes=("method", "dataset", "seed"), facts=None, table=None) -> None:
     """A sweep folder as ncprobe.sweep writes it: runs.json plus each run's result.json."""
     runs = {}
     for key, (accuracy, metrics) in results.items():
@@ -37,7 +37,7 @@ def _write_sweep(root, results: dict, *, axes=("method", "dataset", "seed"), fac
         folder = root / "runs" / name
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(json.dumps({"final": {"accuracy": accuracy, "metrics": metrics}}))
-    (root / "runs.json").write_text(json.dumps({"axes": list(axes), "runs": runs}))
+    (root / "runs.json").write_text(json.dumps({"axes": list(axes), "runs": runs, "table": table or {}}))
 
 
 @pytest.fixture
@@ -114,8 +114,9 @@ def test_imbalance_and_cross_dataset_layouts(tmp_path):
             key = ("coop", "testbed", ratio, seed)
             results[key] = ({"base": 0.8 - 0.1 * (ratio > 1), "novel": 0.5 + 0.01 * seed}, {})
             facts[key] = {"imbalance_ratio": float(ratio)}
-    _write_sweep(tmp_path / "imb", results, axes=("method", "dataset", "data.imbalance_ratio", "seed"), facts=facts)
-    table = build_table(tmp_path / "imb", "imbalance")
+    axes = ("method", "dataset", "data.imbalance_ratio", "seed")
+    _write_sweep(tmp_path / "imb", results, axes=axes, facts=facts, table={"layout": "imbalance"})
+    table = build_table(tmp_path / "imb")  # the spec's table.layout
     assert list(table.to_xarray()["column"].values) == ["tau=1", "tau=4"]
     assert _cell(table, "coop", "testbed", "tau=4") == pytest.approx(_hm(70.0, 51.5))
     assert _cell(table, "coop", "testbed", "tau=1", "std") == pytest.approx(np.std([_hm(80, 51), _hm(80, 52)]))
