@@ -169,7 +169,10 @@ def test_ncprobe_sweep_is_the_package_and_runs_a_sweep_when_called(tmp_path):
     import subprocess
     import sys
 
-    code = "import ncprobe, sys; ncprobe.train; print('ncprobe.sweep' in sys.modules, 'submitit' in sys.modules)"
+    code = (
+        "import ncprobe, ncprobe.cli, sys; ncprobe.cli.build_parser(); "
+        "print('ncprobe.sweep' in sys.modules, 'submitit' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False"] * 2
     import ncprobe
 
