@@ -187,6 +187,7 @@ def _run_seed(
         eval_batch_size=cfg.data.eval_batch_size,
         num_workers=cfg.data.num_workers,
         track_every=cfg.track.every,
+        eval_every=cfg.track.eval_every,
         center=cfg.track.center,
         max_pair_classes=cfg.track.max_pair_classes,
         max_per_class=cfg.track.max_per_class,

@@ -177,6 +177,11 @@ class TrackConfig:
     """Per-epoch neural-collapse tracking on held-out data (L2-normalised image features: what CLIP compares)."""
 
     every: int = _f(1, help="measure NC every this many epochs (and always at the first and last)")
+    eval_every: int = _f(
+        1,
+        help="evaluate accuracy every this many epochs (and always at the first and last and at NC-tracked epochs; "
+        "the others are NaN in the history): long full-batch schedules spend most of their time evaluating",
+    )
     center: bool = _f(True, help="cross-modal metrics on centred text and image means")
     max_pair_classes: int = _f(100, help="store the cosine matrices when a set has at most this many classes")
     max_per_class: int | None = _f(None, help="cap the held-out images per class used for tracking")
@@ -406,7 +411,7 @@ def default_testbed_preset(dataset: str) -> str:
 #: Fields added after runs were first hashed, with the value those runs had implicitly: at that value a field
 #: leaves the hash out, so earlier runs keep their hash (and resume). ``model.testbed_preset`` None stands for
 #: the dataset's own build (:func:`default_testbed_preset`).
-_ADDED_AT_DEFAULT = {"model.testbed_seed": 0, "data.eval_split": "test"}
+_ADDED_AT_DEFAULT = {"model.testbed_seed": 0, "data.eval_split": "test", "track.eval_every": 1}
 
 
 def config_hash(config: TrainConfig) -> str:

@@ -86,6 +86,7 @@ class RunPlan:
     resume: bool
     progress: bool | None
     info: DistInfo = field(default_factory=DistInfo)
+    eval_every: int = 1  # track.eval_every: accuracy every this many epochs (always at NC-tracked epochs)
     tensorboard: bool = False  # track.tensorboard: each epoch's scalars to event files in run_dir (rank 0)
 
 
@@ -384,7 +385,9 @@ class Engine:
             if last:
                 for _, _, reg in p.regularizers:
                     reg.on_train_end(self.model)
-            self.evaluate(rec, track=last or epoch % p.track_every == 0)
+            track = last or epoch % p.track_every == 0
+            if track or epoch % p.eval_every == 0:  # accuracy on the other epochs is NaN in the history
+                self.evaluate(rec, track=track)
             rec.seconds = time.perf_counter() - t0
             self.records.append(rec)
             self._summary(rec)

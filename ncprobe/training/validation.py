@@ -132,6 +132,8 @@ def _field_problems(cfg: TrainConfig, out: _Problems) -> None:
         )
     if cfg.track.every < 1:
         out.add(f"track.every must be >= 1, got {cfg.track.every}")
+    if cfg.track.eval_every < 1:
+        out.add(f"track.eval_every must be >= 1, got {cfg.track.eval_every}")
     if cfg.track.max_per_class is not None and cfg.track.max_per_class < 1:
         out.add(f"track.max_per_class must be >= 1 (or None: every held-out image), got {cfg.track.max_per_class}")
     names = [reg.name for reg in cfg.regularizers]
