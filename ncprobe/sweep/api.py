@@ -156,6 +156,11 @@ def _run_state(root: Path, name: str, info: dict, job: dict | None) -> tuple[str
     return "pending", None
 
 
+def _failure_log(root: Path, name: str, job: dict | None) -> str:
+    """Where a failed run's story is: its job's stderr (local, slurm), else its state file (debug: this process)."""
+    return (job or {}).get("stderr") or str(root / "state" / f"{name}.json")
+
+
 def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
     """The state of every run of a sweep folder: ``done``, ``running``, ``pending``, ``failed`` (with its error and
     log file) or ``not submitted``; one row per run."""
@@ -174,7 +179,7 @@ def sweep_status(sweep_dir: str | Path) -> pd.DataFrame:
                 "run": name,
                 "state": state,
                 "job_id": job.get("job_id") if job else None,
-                "log": (job.get("stderr") if job else None) if state == "failed" else None,
+                "log": _failure_log(root, name, job) if state == "failed" else None,
                 "error": error,
             }
         )

@@ -120,6 +120,7 @@ def test_a_killed_run_is_the_only_one_rerun_it_resumes_and_the_table_matches(deb
         sweep(make_spec(folder), progress=False)
     status = sweep_status(folder)
     assert status.loc[killed, "state"] == "failed" and "KeyboardInterrupt" in status.loc[killed, "error"]
+    assert status.loc[killed, "log"].endswith(f"state/{killed}.json")
     assert (status.drop(killed)["state"] == "done").all()
 
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
