@@ -12,7 +12,7 @@ from ncprobe.sweep import expand_grid, load_spec, plan_sweep, sweep, sweep_statu
 from ncprobe.tables import build_table
 from ncprobe.training.config import config_hash
 from ncprobe.training.validation import ConfigError, resolve_config
-from tests.sweep.conftest import make_spec
+from tests.sweep.conftest import FAST, make_spec
 
 NAMES = ["method=coop__seed=1", "method=coop__seed=2", "method=coop+kgcoop__seed=1", "method=coop+kgcoop__seed=2"]
 
@@ -158,6 +158,14 @@ def test_spec_file_paths_and_shape(tmp_path):
     spec = load_spec(path)
     assert spec.base == str(tmp_path / "base.yaml")  # relative to the spec
     assert [r.name for r in expand_grid(spec)] == ["run"]
+    from ncprobe.sweep import ExecutorSpec, SweepSpec
+
+    as_dataclass = SweepSpec(
+        base="testbed-coop-b2n", set=dict(FAST), axes={"seed": [1, 2]}, output_dir=str(tmp_path / "d"),
+        executor=ExecutorSpec(kind="local", max_parallel=2),
+    )  # fmt: skip
+    plan = plan_sweep(as_dataclass)
+    assert [r.name for r in plan.runs] == ["seed=1", "seed=2"] and plan.spec.executor.max_parallel == 2
     with pytest.raises(ConfigError, match="output_dir is required"):
         load_spec({"base": "testbed-coop-b2n"})
     with pytest.raises(ConfigError, match="table: a mapping of layout, metric, nc, methods"):
