@@ -70,6 +70,55 @@ def test_quickstart_measures_the_embedded_testbed(tmp_path, capsys):
     assert groups.loc["base", "ncc_accuracy"] > groups.loc["novel", "ncc_accuracy"]
 
 
+@pytest.mark.slow  # builds v3's test tower when it is the session's first user (20-50 s on 2 busy cores)
+def test_quickstart_v3_prints_every_task_and_measures_one(tmp_path, capsys):
+    """The v3 quickstart: a per-task zero-shot line (test and val, with HM) from the build's metadata, then NC of
+    the chosen task's test split with the "a photo of a {name}." class text."""
+    from ncprobe import NCReport
+    from ncprobe.testbed import load_testbed, testbed_metadata
+
+    out_nc = tmp_path / "q3.nc"
+    argv = ["quickstart", "--preset", "v3-fast", "--task", "testbed-shapes", "--quiet", "-o", str(out_nc)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    zs = testbed_metadata(load_testbed("v3-fast", progress=False))["zero_shot"]
+    lines = text.splitlines()
+    rows = [next(line for line in lines if line.strip().startswith(t + " ")) for t in zs]
+    for task in ("testbed-strokes", "testbed-colour", "testbed-shapes"):
+        row = next(r for r in rows if r.strip().startswith(task))
+        for split in ("test", "val"):
+            s = zs[task][split]
+            hm = 2 * s["base"] * s["novel"] / (s["base"] + s["novel"])
+            assert f"{split}: base {s['base']:.3f}, novel {s['novel']:.3f}, HM {hm:.3f}" in row
+    assert [r.split()[0] for r in rows] == ["testbed-colour", "testbed-shapes", "testbed-strokes"]  # metadata order
+    order = [line.split()[0] for line in lines if line.strip().startswith("testbed-")]
+    assert order == ["testbed-strokes", "testbed-colour", "testbed-shapes"]  # printed in the benchmark's order
+    assert "task testbed-shapes" in text and "3600 images, 36 classes (18 base, 18 novel)" in text
+    report = NCReport.from_netcdf(out_nc)
+    assert report.dataset.attrs["n_samples"] == 3600 and list(report.dataset["group"].values) == ["base", "novel"]
+    # the report's all-class zero-shot accuracy is the build's stored "all" number
+    assert report.scalars()["t2i_zero_shot_accuracy"] == pytest.approx(zs["testbed-shapes"]["test"]["all"], abs=1e-3)
+
+
+def test_quickstart_and_testbed_options(capsys):
+    from ncprobe.cli.quickstart import V3_TASK_NAMES
+    from ncprobe.testbed.benchmark_v3 import V3_TASKS
+
+    assert V3_TASK_NAMES == tuple(V3_TASKS)
+    assert main(["quickstart", "--preset", "fast", "--task", "testbed-colour"]) == 2
+    assert "--task chooses a v3 task" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["quickstart", "--task", "testbed"])
+    assert "invalid choice" in capsys.readouterr().err
+    from ncprobe.cli import build_parser
+
+    parser = build_parser()
+    for command in ("quickstart", "testbed"):
+        assert parser.parse_args([command]).preset == "v3"
+        for preset in ("v3", "v3-fast", "default", "v2", "fast", "transfer"):
+            assert parser.parse_args([command, "--preset", preset]).preset == preset
+
+
 @pytest.fixture()
 def features_file(tmp_path, data):
     path = tmp_path / "f.npz"
