@@ -176,7 +176,7 @@ def load_spec(source: Any) -> SweepSpec:
         base=data["base"],
         axes=dict(axes),
         set=dict(overrides),
-        output_dir=str(data["output_dir"]),
+        output_dir=str(Path(data["output_dir"]).expanduser().resolve()),  # jobs may start in another folder
         name=data.get("name"),
         executor=executor,
         table=dict(data.get("table") or {}),
