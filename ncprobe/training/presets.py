@@ -48,7 +48,7 @@ def _testbed(
 
 
 #: Full-batch steps (an epoch is one step over every shot); lr and steps chosen on validation (data card, v3).
-_COOP = {"epochs": 100, "batch_size": 4096, "lr": 0.1}
+_COOP = {"epochs": 50, "batch_size": 4096, "lr": 0.4}
 _DEEP = {"epochs": 5, "batch_size": 8, "lr": 0.0035}
 
 _TESTBED = {
