@@ -110,3 +110,30 @@ def test_local_executor_runs_the_sweep_and_gives_the_debug_table(debug_sweep, tm
         assert (out / "logs" / job_id).is_dir()  # submitit's logs of each job
     ours, debug = build_table(out, "b2n").to_xarray(), build_table(debug_out, "b2n").to_xarray()
     np.testing.assert_allclose(ours["mean"].values, debug["mean"].values, rtol=1e-6)
+
+
+def test_a_job_whose_process_died_is_failed_and_rerun(debug_sweep, tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    from ncprobe.sweep.jobs import write_state
+
+    _, out = debug_sweep
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    name = "method=coop__seed=2"
+    (folder / "runs" / name / "result.json").unlink()  # the job was killed (SIGKILL) before it finished
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    write_state(folder / "state" / f"{name}.json", "running")
+    state = json.loads((folder / "state" / f"{name}.json").read_text())
+    state["pid"] = dead.pid  # the job's process, gone
+    (folder / "state" / f"{name}.json").write_text(json.dumps(state))
+    jobs = json.loads((folder / "jobs.json").read_text())
+    jobs[name] = {"job_id": "123", "executor": "local", "stderr": "logs/123/123_0_log.err"}
+    (folder / "jobs.json").write_text(json.dumps(jobs))
+    status = sweep_status(folder)
+    assert status.loc[name, "state"] == "failed" and "ended without finishing" in status.loc[name, "error"]
+    assert status.loc[name, "log"] == "logs/123/123_0_log.err"
+    assert (status.drop(name)["state"] == "done").all()
