@@ -22,6 +22,7 @@ Advice is written as command-line flags (``--data.root DIR``), the form the YAML
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ from .protocols import PROTOCOLS, published
 from .regularizers import REGULARIZERS, build_regularizer
 from .task_spec import DEFAULT_SHOTS, protocol_subsamples, training_class_count
 from .tb_writer import tensorboard_problem
-from .testbed_tasks import is_testbed, testbed_ood_targets, testbed_targets
+from .testbed_tasks import TESTBED_DATASETS, is_testbed, testbed_ood_targets, testbed_targets
 
 __all__ = [
     "ConfigError",
@@ -94,7 +95,13 @@ def _names_ok(cfg: TrainConfig, out: _Problems) -> bool:
     if cfg.data.protocol not in PROTOCOLS:
         out.add(f"unknown protocol {cfg.data.protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
         ok = False
-    if not is_testbed(cfg.data.dataset) and out.run(lambda: resolve_name(cfg.data.dataset)) is None:
+    dataset = cfg.data.dataset
+    close = difflib.get_close_matches(dataset, TESTBED_DATASETS, n=1, cutoff=0.8)
+    if not is_testbed(dataset) and (dataset.startswith("testbed") or close):
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.add(f"unknown embedded dataset {dataset!r}{hint}; embedded datasets: {', '.join(TESTBED_DATASETS)}")
+        ok = False
+    elif not is_testbed(dataset) and out.run(lambda: resolve_name(dataset)) is None:
         ok = False
     return ok
 
