@@ -107,3 +107,14 @@ def test_every_preset_validates():
     for name, cfg in PRESETS.items():
         validate_config(cfg)
         assert cfg.preset == name
+
+
+def test_an_unknown_testbed_like_dataset_lists_the_embedded_ones():
+    from ncprobe.training.validation import ConfigError
+
+    cfg = TrainConfig.from_dict({"data": {"dataset": "testbed-strokez"}, "progress": False})
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    text = str(err.value)
+    assert "did you mean testbed-strokes?" in text and "testbed-shapes" in text
+    assert "data.root" not in text  # an embedded dataset needs no data root
