@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-#: Pinned: the fast testbed build, the v2 benchmark dataset, three tiny epochs, few shots, no bars.
+#: Pinned: the fast testbed build, the v2 benchmark dataset, three tiny epochs of v2's CoOp schedule (the testbed
+#: presets' own schedule may change), few shots, no bars.
 FAST = {
     "model.testbed_preset": "fast",
     "data.dataset": "testbed",
     "data.num_shots": 4,
     "optim.epochs": 3,
+    "optim.batch_size": 16,
+    "optim.lr": 0.002,
     "track.max_per_class": 40,
     "progress": False,
 }
