@@ -54,7 +54,7 @@ def _series(frame: pd.DataFrame, condition: str, metric: str, task: str | None) 
         return sub[sub["task"] == task].set_index(KEY)[metric].sort_index()
     per_unit = sub.groupby(["tower", "seed"])[metric]
     counts = per_unit.count()
-    full = counts[counts == sub["task"].nunique()].index  # units with every task present
+    full = counts[counts == frame["task"].nunique()].index  # units with every task of the study present
     return per_unit.mean().loc[full].sort_index()
 
 
@@ -116,8 +116,8 @@ def zero_shot_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def means_table(frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["base", "novel", "hm", "acc_tail", "text_etf_error", "cross_etf_error"]
-    g = frame.groupby("condition")[cols]
-    return g.mean().round(4).join(g["base"].count().rename("runs"))
+    g = frame.groupby("condition")
+    return g[cols].mean().round(4).join(g["base"].count().rename("runs"))
 
 
 def _md(df: pd.DataFrame, index: bool = True) -> str:
