@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.sweep_dir, args.layout, metric=args.metric, nc=args.nc, compare=args.compare, methods=methods,
         source=args.source,
     )  # fmt: skip
-    texts = {"markdown": table.to_markdown, "latex": table.to_latex, "csv": lambda: table.cells.to_csv(index=False)}
+    texts = {"markdown": table.to_markdown, "latex": table.to_latex, "csv": table.to_csv_text}
     print(texts[args.format]())
     if out is not None:
         suffix = out.suffix.lower()

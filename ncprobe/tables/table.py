@@ -7,6 +7,8 @@ and ``source`` (the published table's id, or ``not known``).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
 
@@ -75,6 +77,14 @@ class Table:
         wide = wide.reindex(columns=list(dict.fromkeys(zip(frame["group"], frame["column"]))))
         wide.index.name = None
         return wide.fillna("–")
+
+    def to_csv_text(self) -> str:
+        """The cells as CSV text, one line per (row, group, column) cell with every variable."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(list(self.cells.columns))
+        writer.writerows(self.cells.astype(object).itertuples(index=False))
+        return buffer.getvalue()
 
     def _grid(self) -> tuple[list[str], list[list[str]]]:
         wide = self.to_pandas()

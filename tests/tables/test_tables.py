@@ -170,5 +170,9 @@ def test_table_command_prints_and_writes(b2n_sweep, tmp_path, capsys):
     assert r"\begin{tabular}" in printed and out.read_text().startswith(r"\begin{tabular}")
     assert main(["table", str(b2n_sweep), "-o", str(tmp_path / "t.nc"), "--figure", str(tmp_path / "f.html")]) == 0
     assert (tmp_path / "t.nc").is_file() and (tmp_path / "f.html").is_file()
+    capsys.readouterr()
+    assert main(["table", str(b2n_sweep), "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "row,group,column,mean,std,n" and lines[1].startswith("coop,oxford_pets,base,91.0,1.0,2")
     assert main(["table", str(tmp_path / "missing")]) == 2
     assert "not a sweep folder" in capsys.readouterr().err
