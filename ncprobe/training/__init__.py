@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "METHODS": "ncprobe.training.methods",
     "PRESETS": "ncprobe.training.presets",
     "REGULARIZERS": "ncprobe.training.regularizers",
+    "ConfigError": "ncprobe.training.validation",
     "Regularizer": "ncprobe.training.regularizers",
     "RunResult": "ncprobe.training.api",
     "TrainConfig": "ncprobe.training.config",
@@ -40,6 +41,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ConfigError",
     "METHODS",
     "PRESETS",
     "REGULARIZERS",
@@ -79,3 +81,4 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
     from .methods import METHODS
     from .presets import PRESETS, get_preset
     from .regularizers import REGULARIZERS, Regularizer, register_regularizer
+    from .validation import ConfigError

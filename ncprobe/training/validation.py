@@ -159,7 +159,7 @@ def _testbed_problems(cfg: TrainConfig, out: _Problems) -> None:
     if m.name == "testbed" and m.testbed_preset is not None and is_testbed(d.dataset):
         v3_model = m.testbed_preset.startswith("v3")
         if v3_data != v3_model:
-            want = "v3 or v3-fast" if v3_data else "default, fast or transfer"
+            want = "v3 or v3-fast" if v3_data else "default (alias v2), fast or transfer"
             out.add(
                 f"model.testbed_preset {m.testbed_preset!r} is a {'v3' if v3_model else 'v2'} build, but dataset "
                 f"{d.dataset!r} belongs to {'v3' if v3_data else 'v2'}: use --model.testbed_preset {want} "

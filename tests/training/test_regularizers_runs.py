@@ -136,7 +136,8 @@ def test_promptsrc_alone_and_every_term_combined_from_the_api(tmp_path):
 
 
 def test_every_term_from_the_cli(tmp_path, capsys):
-    common = ["--model.testbed_preset", "fast", "--data.num_shots", "4", "--optim.epochs", "1", "--progress", "false"]
+    common = ["--model.testbed_preset", "fast", "--data.dataset", "testbed", "--data.num_shots", "4"]
+    common += ["--optim.epochs", "1", "--progress", "false"]
     common += ["--optim.max_steps", "2", "--track.max_per_class", "10"]
     out = tmp_path / "coop"
     argv = ["train", "--preset", "testbed-coop-b2n", *common, "--output_dir", str(out)]

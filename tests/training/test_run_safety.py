@@ -395,7 +395,7 @@ class _Explodes(Regularizer):
 
 def test_divergence_is_a_one_line_error_with_advice_for_the_precision(capsys):
     argv = ["train", "--preset", "testbed-coop-b2n", "--model.testbed_preset", "fast", "--data.num_shots", "1"]
-    argv += ["--optim.epochs", "1", "--progress", "false", "--track.max_per_class", "5"]
+    argv += ["--data.dataset", "testbed", "--optim.epochs", "1", "--progress", "false", "--track.max_per_class", "5"]
     register_regularizer(_Explodes)
     try:
         assert main([*argv, "--regularizer", "test_explodes_cli"]) == 2

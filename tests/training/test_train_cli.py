@@ -25,10 +25,14 @@ def _error(capsys, *argv: str) -> str:
 def test_replace_merges_a_section_dict_as_the_dotted_form_does():
     preset = get_preset("testbed-coop-b2n")
     merged = preset.replace(optim={"epochs": 1})
-    assert (merged.optim.epochs, merged.optim.lr, merged.optim.batch_size) == (1, 0.002, 16)
+    assert (merged.optim.epochs, merged.optim.lr, merged.optim.batch_size) == (1, 0.4, 4096)
     assert merged == preset.replace(**{"optim.epochs": 1})
-    nested = preset.replace(data={"num_shots": 2}, model={"testbed_preset": "fast"})
-    assert (nested.data.dataset, nested.data.protocol, nested.model.name) == ("testbed", "base_to_novel", "testbed")
+    nested = preset.replace(data={"num_shots": 2}, model={"testbed_preset": "v3-fast"})
+    assert (nested.data.dataset, nested.data.protocol, nested.model.name) == (
+        "testbed-strokes",
+        "base_to_novel",
+        "testbed",
+    )
     assert preset.replace(seeds=[4, 5]).seeds == [4, 5]  # lists replace
 
 
@@ -73,7 +77,7 @@ def test_list_presets_is_a_table_of_what_each_preset_sets(capsys):
     assert lines[0].split() == ["preset", "method", "regularizers", "protocol", "dataset", "epochs", "lr"]
     rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
     assert rows["testbed-kgcoop-b2n"].split() == [
-        "testbed-kgcoop-b2n", "coop", "kgcoop", "w=8", "base_to_novel", "testbed", "10", "0.002"
+        "testbed-kgcoop-b2n", "coop", "kgcoop", "w=8", "base_to_novel", "testbed-strokes", "50", "0.4"
     ]  # fmt: skip
     assert rows["paper-coop-base_to_novel"].split()[1:] == [
         "coop", "-", "base_to_novel", "oxford_pets", "published", "published"
