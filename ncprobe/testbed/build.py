@@ -186,12 +186,7 @@ def _train_and_save(
         "descriptions": [list(c.descriptions) for c in classes],
         "zero_shot": zero_shot,
         "training": stats,
-        "build_seconds": round(time.perf_counter() - start, 2),
-        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
-        "device": str(device),
-        "weights_sha256": _file_sha256(weights),
-        "versions": _versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_build_facts(weights, device, start, cpu_start),
     }
     with atomic_path(folder / _META) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -205,6 +200,18 @@ def _save_weights(model: open_clip.CustomTextCLIP, folder: Path) -> Path:
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"testbed_key": folder.name})
     return weights
+
+
+def _build_facts(weights: Path, device: torch.device, start: float, cpu_start: float) -> dict:
+    """What every build's metadata records about the build itself: timings, device, digest, versions, date."""
+    return {
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
+        "device": str(device),
+        "weights_sha256": _file_sha256(weights),
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _versions() -> dict:
@@ -237,12 +244,7 @@ def _train_and_save_v3(config, folder, device, num_threads, progress, model, tok
         "protocol": "names",
         "zero_shot": zero_shot,
         "training": stats,
-        "build_seconds": round(time.perf_counter() - start, 2),
-        "build_cpu_seconds": round(time.process_time() - cpu_start, 2),
-        "device": str(device),
-        "weights_sha256": _file_sha256(weights),
-        "versions": _versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_build_facts(weights, device, start, cpu_start),
     }
     with atomic_path(folder / _META) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -217,6 +217,18 @@ def clip_class_caption_loss(
     return 0.5 * (i2t + t2i)
 
 
+def optimizer_step(model, loss: torch.Tensor, optimizer, scheduler, params: list) -> None:
+    """One step of the towers' recipe: backward, gradient norm clipped at 1, AdamW and schedule steps, and the
+    logit scale clamped to ``[0, log 100]`` (CLIP's bound)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+
 @contextlib.contextmanager
 def num_threads_context(n: int | None) -> Iterator[None]:
     """``torch.set_num_threads(n)`` inside the block, restored after (``None``: leave as is)."""
@@ -405,13 +417,7 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
                 log_p = F.log_softmax(scale.exp() * syn_emb @ part_emb.T, dim=1)
                 syn_loss = syn_loss + syn.part_weight * -(part_targets[comp_ids] * log_p).sum(1).mean()
             loss = loss + syn.weight * syn_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        optimizer_step(model, loss, optimizer, scheduler, params)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()

@@ -19,9 +19,9 @@ from ncprobe.models.bundle import CLIPBundle
 from ncprobe.testbed.benchmark_v3 import V3_TASKS, base_novel, load_task, pretraining_set
 from ncprobe.testbed.images import to_model_input
 from ncprobe.testbed.pretraining import (
-    MAX_LOGIT_SCALE,
     cached_sentence_embeddings,
     clip_class_caption_loss,
+    optimizer_step,
     param_groups,
     warmup_cosine,
 )
@@ -73,13 +73,7 @@ def train_wide_tower(model, tokenizer, config, *, device: torch.device, progress
         targets = flat[starts + draw]
         emb = F.normalize(model.visual(to_model_input(images[idx]).to(device)), dim=-1)
         loss = clip_class_caption_loss(emb, targets, labels[idx].to(device), model.logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        optimizer_step(model, loss, optimizer, scheduler, params)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
