@@ -260,9 +260,9 @@ def test_training_writes_the_frozen_image_features_flag(tmp_path):
     from ncprobe.training import get_preset, train
 
     cfg = get_preset("testbed-zeroshot-b2n").replace(
-        **{"model.testbed_preset": "fast", "data.num_shots": 4, "progress": False, "track.max_per_class": 10}
+        **{"model.testbed_preset": "fast", "data.dataset": "testbed", "data.num_shots": 4, "progress": False}
     )
-    h = train(cfg.replace(feature_bank="off")).history
+    h = train(cfg.replace(**{"feature_bank": "off", "track.max_per_class": 10})).history
     assert h.attrs["frozen_image_features"] is True and h.attrs["feature_bank"] is False
     save_dataset(h, tmp_path / "history.nc")
     saved = load_dataset(tmp_path / "history.nc").assign_attrs(method="zero-shot")  # the flag, not the name

@@ -91,7 +91,7 @@ def test_domain_generalization_on_strokes_evaluates_colour(zero_shot):
 def test_a_v2_tower_with_a_v3_task_is_refused():
     with pytest.raises(ConfigError, match="--model.testbed_preset v3 or v3-fast"):
         validate_config(v3("testbed-coop-b2n", **{"model.testbed_preset": "fast"}))
-    with pytest.raises(ConfigError, match="--model.testbed_preset default, fast or transfer"):
+    with pytest.raises(ConfigError, match=r"--model.testbed_preset default \(alias v2\), fast or transfer"):
         validate_config(v3("testbed-coop-b2n", **{"data.dataset": "testbed"}))
     validate_config(v3("testbed-coop-b2n", **{"model.testbed_preset": None}))  # the dataset's own build (v3)
 
