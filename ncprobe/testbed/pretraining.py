@@ -217,6 +217,17 @@ def clip_class_caption_loss(
     return 0.5 * (i2t + t2i)
 
 
+def tower_optimizer(model, config: "TestbedConfig") -> tuple[list, torch.optim.Optimizer, object]:
+    """The towers' recipe: the image tower's trainable parameters, AdamW over :func:`param_groups` plus the logit
+    scale (no decay), and the :func:`warmup_cosine` schedule over ``config.steps``."""
+    params = [p for p in model.visual.parameters() if p.requires_grad]
+    groups = param_groups(model.visual, config.weight_decay)
+    groups.append({"params": [model.logit_scale], "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_frac))
+    return params, optimizer, scheduler
+
+
 def optimizer_step(model, loss: torch.Tensor, optimizer, scheduler, params: list) -> None:
     """One step of the towers' recipe: backward, gradient norm clipped at 1, AdamW and schedule steps, and the
     logit scale clamped to ``[0, log 100]`` (CLIP's bound)."""
@@ -369,11 +380,7 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
         part_targets = (part_member / part_member.sum(1, keepdim=True)).to(device)
     prepare_seconds = time.perf_counter() - prep_start
 
-    params = [p for p in model.visual.parameters() if p.requires_grad]
-    groups = param_groups(model.visual, config.weight_decay)
-    groups.append({"params": [model.logit_scale], "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_frac))
+    params, optimizer, scheduler = tower_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
 
     model.visual.train()

@@ -22,8 +22,7 @@ from ncprobe.testbed.pretraining import (
     cached_sentence_embeddings,
     clip_class_caption_loss,
     optimizer_step,
-    param_groups,
-    warmup_cosine,
+    tower_optimizer,
 )
 from ncprobe.testbed.texts import class_text_features
 
@@ -52,11 +51,7 @@ def train_wide_tower(model, tokenizer, config, *, device: torch.device, progress
     starts = torch.cumsum(sizes, 0) - sizes
     prepare_seconds = time.perf_counter() - prep_start
 
-    params = [p for p in model.visual.parameters() if p.requires_grad]
-    groups = param_groups(model.visual, config.weight_decay)
-    groups.append({"params": [model.logit_scale], "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps, config.warmup_frac))
+    params, optimizer, scheduler = tower_optimizer(model, config)
     generator = torch.Generator().manual_seed(config.seed)
     model.visual.train()
     model.text.eval()
