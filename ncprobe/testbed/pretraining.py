@@ -217,6 +217,20 @@ def clip_class_caption_loss(
     return 0.5 * (i2t + t2i)
 
 
+def training_stats(model, loss: torch.Tensor, *, start: float, prepare_seconds: float, num_train_images: int, **extra):
+    """What a tower build records of its training: times, final loss, image count, threads, the learned logit
+    scale, plus ``extra`` (each recipe's own counts)."""
+    return {
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "prepare_seconds": round(prepare_seconds, 2),
+        "final_loss": float(loss.item()),
+        "num_train_images": int(num_train_images),
+        **extra,
+        "num_threads": int(torch.get_num_threads()),
+        "logit_scale": float(model.logit_scale.exp().item()),
+    }
+
+
 def tower_optimizer(model, config: "TestbedConfig") -> tuple[list, torch.optim.Optimizer, object]:
     """The towers' recipe: the image tower's trainable parameters, AdamW over :func:`param_groups` plus the logit
     scale (no decay), and the :func:`warmup_cosine` schedule over ``config.steps``."""
@@ -428,13 +442,12 @@ def _train(model, tokenizer, config: TestbedConfig, device: torch.device, progre
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
-    return {
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "prepare_seconds": round(prepare_seconds, 2),
-        "final_loss": float(loss.item()),
-        "num_train_images": int(len(labels)),
-        "num_synthetic_images": 0 if syn is None else int(len(synthetic.composition_ids)),
-        "num_synthetic_captions": 0 if syn is None else len(captions),
-        "num_threads": int(torch.get_num_threads()),
-        "logit_scale": float(model.logit_scale.exp().item()),
-    }
+    return training_stats(
+        model,
+        loss,
+        start=start,
+        prepare_seconds=prepare_seconds,
+        num_train_images=len(labels),
+        num_synthetic_images=0 if syn is None else int(len(synthetic.composition_ids)),
+        num_synthetic_captions=0 if syn is None else len(captions),
+    )

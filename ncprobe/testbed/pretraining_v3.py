@@ -23,6 +23,7 @@ from ncprobe.testbed.pretraining import (
     clip_class_caption_loss,
     optimizer_step,
     tower_optimizer,
+    training_stats,
 )
 from ncprobe.testbed.texts import class_text_features
 
@@ -72,17 +73,16 @@ def train_wide_tower(model, tokenizer, config, *, device: torch.device, progress
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
-    return {
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "prepare_seconds": round(prepare_seconds, 2),
-        "final_loss": float(loss.item()),
-        "num_train_images": int(len(labels)),
-        "num_classes": len(captions),
-        "num_captions": int(sizes.sum()),
-        "num_threads": int(torch.get_num_threads()),
-        "logit_scale": float(model.logit_scale.exp().item()),
-        "logit_scale_note": "CLIP's is 100; scale prompt-tuning learning rates by about 100 / this value",
-    }
+    return training_stats(
+        model,
+        loss,
+        start=start,
+        prepare_seconds=prepare_seconds,
+        num_train_images=len(labels),
+        num_classes=len(captions),
+        num_captions=int(sizes.sum()),
+        logit_scale_note="CLIP's is 100; scale prompt-tuning learning rates by about 100 / this value",
+    )
 
 
 @torch.no_grad()
